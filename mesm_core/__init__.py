@@ -1,0 +1,36 @@
+"""mesm_core: FE2E and MESM (Dai et al., NAACL 2021) as trainable PyTorch models, with data, training and FLOPs.
+
+Heavy submodules are imported lazily so ``import mesm_core`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "create_model": "mesm_core.models.factory",
+    "list_presets": "mesm_core.presets",
+    "get_preset": "mesm_core.presets",
+    "dummy_batch": "mesm_core.models.factory",
+    "save_checkpoint": "mesm_core.checkpoint",
+    "load_checkpoint": "mesm_core.checkpoint",
+    "CheckpointError": "mesm_core.checkpoint",
+    "predict": "mesm_core.predict",
+    "Prediction": "mesm_core.predict",
+    "preprocess_clip": "mesm_core.data.clip",
+    "Batch": "mesm_core.types",
+    "ClipRecord": "mesm_core.types",
+    "ModelOutput": "mesm_core.types",
+    "FlopsReport": "mesm_core.types",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mesm_core' has no attribute {name!r}")

@@ -1,0 +1,134 @@
+"""Data types shared by the data pipeline, the models, training, predict and the app.
+
+Shapes use: B utterances in a batch, N_f face frames and N_c mel chunks summed over the batch
+(utterances are concatenated, with per-utterance lengths), C classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclass
+class ClipRecord:
+    """One utterance after preprocessing (what the cache stores and ``preprocess_clip`` returns).
+
+    Arrays (F = sampled frames, T = mel frames):
+      faces          uint8   (F, S, S, 3)  RGB face crops (S = face_size, 48)
+      face_boxes     float32 (F, 4)        MTCNN box x1,y1,x2,y2 in frame pixels (NaN when no face)
+      landmarks      float32 (F, 5, 2)     MTCNN points in *crop* pixels: eye_l, eye_r, nose, mouth_l, mouth_r
+                                           (image-left first; NaN when no face)
+      face_probs     float32 (F,)          detection probability (0 when no face)
+      face_detected  bool    (F,)          False where the no-face policy filled the crop
+      frame_times    float32 (F,)          seconds from utterance start
+      mel            float32 (n_mels, T)   power mel spectrogram (not chunked, not log)
+      face_cues      bool    (F, S, S)     optional ground-truth cue mask (synthetic data only)
+      mel_cues       bool    (n_mels, T)   optional ground-truth cue mask (synthetic data only)
+    """
+
+    id: str
+    faces: np.ndarray
+    face_boxes: np.ndarray
+    landmarks: np.ndarray
+    face_probs: np.ndarray
+    face_detected: np.ndarray
+    frame_times: np.ndarray
+    mel: np.ndarray
+    transcript: str
+    labels: np.ndarray | None = None
+    face_cues: np.ndarray | None = None
+    mel_cues: np.ndarray | None = None
+    frame_size: tuple[int, int] | None = None  # (H, W) of the source frames
+    source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Batch:
+    """Model input. Build it with ``mesm_core.data.collate`` (or ``mesm_core.dummy_batch``).
+
+    faces          float32 (N_f, 3, S, S)   raw 0..255 RGB (the model normalises)
+    face_lengths   long    (B,)             frames per utterance (0 allowed: CLS token only)
+    chunks         float32 (N_c, 1, n_mels, chunk_frames) power mel chunks (the model transforms)
+    chunk_lengths  long    (B,)
+    text           dict of long tensors (B, L): input_ids, attention_mask[, token_type_ids]
+    labels         float32 (B, C) multi-hot, or None at inference
+    """
+
+    faces: torch.Tensor
+    face_lengths: torch.Tensor
+    chunks: torch.Tensor
+    chunk_lengths: torch.Tensor
+    text: dict[str, torch.Tensor]
+    labels: torch.Tensor | None = None
+    ids: list[str] = field(default_factory=list)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.face_lengths.shape[0])
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(
+            faces=self.faces.to(device),
+            face_lengths=self.face_lengths.to(device),
+            chunks=self.chunks.to(device),
+            chunk_lengths=self.chunk_lengths.to(device),
+            text={k: v.to(device) for k, v in self.text.items()},
+            labels=None if self.labels is None else self.labels.to(device),
+            ids=list(self.ids),
+        )
+
+
+@dataclass
+class FlopsRow:
+    modality: str   # "visual" | "audio"
+    name: str       # e.g. "stem", "block1", "attention1", "sparse_block1", "pool1"
+    dense: float    # FLOPs (2 × multiply-adds) if computed densely
+    actual: float   # FLOPs actually required given the kept cells
+
+
+@dataclass
+class FlopsReport:
+    """Feature-extraction FLOPs (face + audio CNNs and the attention layers) for a whole batch."""
+
+    dense: float
+    actual: float
+    layers: list[FlopsRow] = field(default_factory=list)
+
+    def by_modality(self) -> dict[str, tuple[float, float]]:
+        out: dict[str, tuple[float, float]] = {}
+        for row in self.layers:
+            d, a = out.get(row.modality, (0.0, 0.0))
+            out[row.modality] = (d + row.dense, a + row.actual)
+        return out
+
+
+@dataclass
+class SparseBlockTrace:
+    """What one MESM sparse block saw, for one modality, over all N frames/chunks of the batch.
+
+    attention  float32 (N, H, W)  softmax over the block's input cells of each frame (0 on inactive cells)
+    kept       bool    (N, H, W)  the nucleus mask (cells the sparse convs compute)
+    active_in  bool    (N, H, W)  cells that were active before this block's selection
+    grid       (H, W)             the block's input grid (visual 24×24/12×12/6×6; audio 64×16/32×8/16×4 at full size)
+    active_cells int              kept.sum()
+    """
+
+    attention: torch.Tensor
+    kept: torch.Tensor
+    active_in: torch.Tensor
+    grid: tuple[int, int]
+    active_cells: int
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor                                     # (B, C)
+    modality_logits: dict[str, torch.Tensor]                 # name → (B, C)
+    fusion_weights: torch.Tensor                             # (M,) in the order of modality_logits
+    flops: FlopsReport
+    trace: dict[str, list[SparseBlockTrace]] | None = None   # modality → blocks (MESM, return_trace=True)
