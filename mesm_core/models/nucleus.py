@@ -1,0 +1,46 @@
+"""Nucleus (top-p) cell selection per frame (paper Eq. 3, reference §2.3).
+
+For each frame, sort its cell probabilities in descending order and keep the shortest prefix whose
+mass reaches p: a cell is kept iff the mass of the cells ranked before it is < p. So ≥1 cell is
+always kept. Ties are broken by cell index (stable sort), so the mask is deterministic. p ≥ 1 keeps
+every active cell, without relying on a float cumulative sum reaching exactly 1.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["nucleus_mask", "check_top_p"]
+
+
+def check_top_p(p: float) -> float:
+    p = float(p)
+    if not 0.0 < p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {p}")
+    return p
+
+
+def nucleus_mask(probs: torch.Tensor, p: float, active: torch.Tensor | None = None) -> torch.Tensor:
+    """Boolean mask of the cells kept by top-p selection, computed independently per frame.
+
+    probs (N, H, W) (or (N, L)): per-frame distributions (0 on inactive cells); active: same shape,
+    bool, or None (all cells active). The selection is not differentiable (a hard mask).
+    """
+    p = check_top_p(p)
+    shape = probs.shape
+    flat = probs.detach().flatten(1)
+    active_flat = None if active is None else active.flatten(1)
+    if p >= 1.0:
+        keep = torch.ones_like(flat, dtype=torch.bool) if active_flat is None else active_flat.clone()
+        return keep.reshape(shape)
+    if active_flat is not None:
+        flat = flat.masked_fill(~active_flat, -1.0)  # inactive cells sort last and never count
+    sorted_probs, order = torch.sort(flat, dim=-1, descending=True, stable=True)
+    cumulative = torch.cumsum(sorted_probs.clamp_min(0), dim=-1)
+    mass_before = torch.cat([torch.zeros_like(cumulative[:, :1]), cumulative[:, :-1]], dim=-1)
+    keep_sorted = mass_before < p
+    keep_sorted[:, 0] = True
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    if active_flat is not None:
+        keep &= active_flat
+    return keep.reshape(shape)

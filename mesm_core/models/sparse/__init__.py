@@ -1,0 +1,136 @@
+"""Submanifold sparse VGG blocks behind one interface, with two interchangeable backends.
+
+A sparse block sees a dense map ``x`` (N, C, H, W) that is zero outside a boolean ``mask`` (N, H, W)
+of active cells and computes, at active cells only:
+    2×[conv3×3 (no bias; only active neighbours contribute) → BN over active cells → ReLU],
+then optionally a 2×2 sparse max-pool (an output cell is active iff any cell of its window is;
+value = max(0, max over active inputs), which equals the dense max-pool of the zero-filled map).
+
+Backends (``ModelConfig.sparse_backend``):
+  * ``masked``  pure torch dense emulation: conv(x·M)·M (reference §2.5). Exact, runs anywhere,
+                costs as much as a dense block: FLOP savings are *counted* (mesm_core.flops).
+  * ``spconv``  spconv 2.x SubMConv2d / SparseMaxPool2d (imported lazily; ConvAlgo.Native on CPU).
+  * ``auto``    spconv when importable, else masked.
+Both use the same parameters (dense layout conv weights [out, in, 3, 3], permuted to spconv's
+[out, kh, kw, in] on the fly) and the same BatchNorm-over-active-cells module, so a checkpoint runs
+on either backend and the two agree to float precision.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "ActiveBatchNorm",
+    "SparseVGGBlock",
+    "SparseBackend",
+    "BACKENDS",
+    "get_backend",
+    "resolve_backend_name",
+    "spconv_available",
+]
+
+BACKENDS = ("masked", "spconv")
+
+
+class ActiveBatchNorm(nn.Module):
+    """BatchNorm1d over the rows (active cells) of a (n, C) feature matrix.
+
+    Same statistics and running-average update as nn.BatchNorm (momentum 0.1, eps 1e-5, unbiased
+    running variance), but also accepts n = 1 in training (variance 0) since a batch may keep a
+    single cell.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        """rows (n, C) → (n, C), same dtype (statistics in at least float32, e.g. under autocast)."""
+        n = rows.shape[0]
+        compute = torch.promote_types(rows.dtype, torch.float32)
+        x = rows.to(compute)
+        if self.training and n > 0:
+            mean = x.mean(0)
+            var = x.var(0, unbiased=False)
+            with torch.no_grad():
+                unbiased = var * (n / (n - 1)) if n > 1 else var
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
+                self.num_batches_tracked += 1
+        else:
+            mean, var = self.running_mean.to(compute), self.running_var.to(compute)
+        out = (x - mean) * torch.rsqrt(var + self.eps) * self.weight.to(compute) + self.bias.to(compute)
+        return out.to(rows.dtype)
+
+
+class SparseVGGBlock(nn.Module):
+    """Parameters of one submanifold sparse VGG block (the computation lives in the backends).
+
+    conv weights use the dense layout [out, in, 3, 3] with no bias (BN follows, as in SparseConvNet's
+    SparseVggNet); initialised N(0, 2 / (9·C_in)) like SparseConvNet.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, pool: bool) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels, self.pool = in_channels, out_channels, pool
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.bn1 = ActiveBatchNorm(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = ActiveBatchNorm(out_channels)
+        for conv in (self.conv1, self.conv2):
+            nn.init.normal_(conv.weight, std=math.sqrt(2.0 / (9 * conv.in_channels)))
+
+    def layers(self) -> tuple[tuple[nn.Conv2d, ActiveBatchNorm], ...]:
+        return ((self.conv1, self.bn1), (self.conv2, self.bn2))
+
+
+class SparseBackend(Protocol):
+    name: str
+
+    def __call__(self, block: SparseVGGBlock, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (N, C_in, H, W) zero off-mask, mask (N, H, W) bool → (y (N, C_out, H', W') zero off-mask, mask')."""
+        ...
+
+
+def pool_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Active set after a 2×2 sparse max-pool: (N, H, W) bool → (N, H/2, W/2) bool."""
+    return F.max_pool2d(mask[:, None].float(), 2)[:, 0] > 0
+
+
+def spconv_available() -> bool:
+    return importlib.util.find_spec("spconv") is not None
+
+
+def resolve_backend_name(name: str) -> str:
+    """"auto" → "spconv" when spconv is importable, else "masked"; validates explicit names."""
+    if name == "auto":
+        return "spconv" if spconv_available() else "masked"
+    if name not in BACKENDS:
+        raise ValueError(f"unknown sparse backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
+    if name == "spconv" and not spconv_available():
+        raise ImportError("sparse_backend='spconv' needs spconv (pip install spconv-cu118 or spconv-cu126); or use 'masked'")
+    return name
+
+
+def get_backend(name: str) -> SparseBackend:
+    """The backend callable for ``name`` (auto / masked / spconv)."""
+    resolved = resolve_backend_name(name)
+    if resolved == "masked":
+        from mesm_core.models.sparse.masked import masked_block
+
+        return masked_block
+    from mesm_core.models.sparse.spconv_backend import spconv_block
+
+    return spconv_block

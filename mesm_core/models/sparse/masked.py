@@ -1,0 +1,34 @@
+"""Pure-torch sparse backend: dense emulation of submanifold convolution with masks (reference §2.5).
+
+conv(x·M)·M equals a submanifold conv (only active neighbours contribute; outputs only at active
+cells); BN uses statistics over active cells (rows gathered by the mask); the 2×2 max-pool of the
+zero-filled map, clamped at 0, equals spconv's zero-initialised sparse max-pool.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mesm_core.models.sparse import ActiveBatchNorm, SparseVGGBlock, pool_mask
+
+__all__ = ["masked_block"]
+
+
+def _bn_relu_active(bn: ActiveBatchNorm, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """BN over active cells + ReLU; (N, C, H, W) → (N, C, H, W), zero off-mask."""
+    cells = h.permute(0, 2, 3, 1)
+    out = cells.new_zeros(cells.shape)
+    out[mask] = torch.relu(bn(cells[mask]))
+    return out.permute(0, 3, 1, 2)
+
+
+def masked_block(block: SparseVGGBlock, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``block`` on the active cells of x (N, C_in, H, W); returns (y, output mask)."""
+    m = mask[:, None].to(x.dtype)
+    h = x * m
+    for conv, bn in block.layers():
+        h = _bn_relu_active(bn, conv(h), mask)
+    if not block.pool:
+        return h, mask
+    return F.max_pool2d(h, 2).clamp_min(0), pool_mask(mask)

@@ -1,0 +1,81 @@
+"""VGG-style CNN shared by faces (3 channels) and mel-spectrogram chunks (1 channel).
+
+Topology (reference §1.2-§1.3): stem conv k×k → BN → ReLU → max-pool 2, then VGG blocks of
+2×[conv3×3 (bias) → BN → ReLU], each optionally followed by a 2×2 max-pool. Not torchvision's
+VGG11 and never pretrained. Paper sizes: 48×48 faces → 512×3×3; 128×32 chunks → 512×8×2.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["VGGBlock", "VGGEncoder", "FlattenProjection", "encoder_geometry"]
+
+
+class VGGBlock(nn.Sequential):
+    """2×[conv3×3 (bias) → BN → ReLU], optionally followed by a 2×2 max-pool."""
+
+    def __init__(self, in_channels: int, out_channels: int, pool: bool) -> None:
+        layers: list[nn.Module] = []
+        for c_in in (in_channels, out_channels):
+            layers += [nn.Conv2d(c_in, out_channels, 3, padding=1), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+        if pool:
+            layers.append(nn.MaxPool2d(2))
+        super().__init__(*layers)
+        self.pool = pool
+
+
+class VGGEncoder(nn.Module):
+    """Stem plus the first ``len(block_channels)`` VGG blocks.
+
+    ``forward``: (N, in_channels, H, W) normalised input → (N, block_channels[-1], H', W').
+    MESM builds it with only the dense low-level blocks and continues with sparse blocks.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        stem_channels: int,
+        stem_kernel: int,
+        block_channels: tuple[int, ...],
+        pool_after: tuple[int, ...],
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, stem_channels, stem_kernel, padding=stem_kernel // 2),
+            nn.BatchNorm2d(stem_channels),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        blocks = []
+        c_in = stem_channels
+        for index, c_out in enumerate(block_channels):
+            blocks.append(VGGBlock(c_in, c_out, pool=index in pool_after))
+            c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.out_channels = c_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.stem(x))
+
+
+def encoder_geometry(
+    input_hw: tuple[int, int], block_channels: tuple[int, ...], pool_after: tuple[int, ...], stem_channels: int
+) -> list[tuple[int, int, int]]:
+    """(C, H, W) after the stem and after each block, for an input of size ``input_hw``."""
+    h, w = input_hw[0] // 2, input_hw[1] // 2
+    shapes = [(stem_channels, h, w)]
+    for index, c in enumerate(block_channels):
+        if index in pool_after:
+            h, w = h // 2, w // 2
+        shapes.append((c, h, w))
+    return shapes
+
+
+class FlattenProjection(nn.Sequential):
+    """Flatten the CNN map of one frame/chunk into one token: Linear(C·H·W, hidden) → ReLU → Linear(hidden, d)."""
+
+    def __init__(self, in_features: int, hidden: int, out_features: int) -> None:
+        super().__init__(nn.Flatten(1), nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_features))
