@@ -1,0 +1,427 @@
+"""The preprocessed cache: one compressed ``.npz`` per utterance, a JSON-lines manifest, ``cache.json``.
+
+Layout of ``CACHE/``::
+
+    cache.json                      version, dataset, classes, DataConfig, source
+    records/<id>.npz                arrays only (load with allow_pickle=False); transcript + meta in ``info``
+    manifest.jsonl                  one line per attempt: id, split, labels, n_frames, n_faces, n_chunks,
+                                    status ok|failed, error  (sharded runs: manifest.shard-I-of-N.jsonl)
+    splits.json                     the split report (listed ids without data, data in no split)
+
+Records are written to a temporary file and moved into place with ``os.replace``, so a record
+file is either complete or absent. A rerun verifies every finished record by reading it back
+(a half-written or corrupt file is redone, never trusted), retries failed utterances and skips
+the rest. Manifest lines of all shards are merged on read; the latest line per id wins, and a
+torn last line from a killed run is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from mesm_core.config import DataConfig, to_dict
+from mesm_core.data.clip import ClipJob
+from mesm_core.data.errors import ClipError, CorruptRecordError, DataSourceError
+from mesm_core.data.faces import FaceDetector
+from mesm_core.types import ClipRecord
+
+CACHE_VERSION = 1
+RECORDS_DIR = "records"
+CACHE_INFO = "cache.json"
+SPLITS_INFO = "splits.json"
+_REQUIRED_ARRAYS = ("faces", "face_boxes", "landmarks", "face_probs", "face_detected", "frame_times", "mel", "info")
+_OPTIONAL_ARRAYS = ("labels", "face_cues", "mel_cues")
+# DataConfig fields that do not change the records (safe to differ between runs on one cache).
+_RUNTIME_FIELDS = ("num_workers",)
+
+
+# --- records -----------------------------------------------------------------------------------
+
+def record_filename(clip_id: str) -> str:
+    """A file name for any id: safe characters kept (MOSEI ids with '-'/'_' stay readable), others %-escaped."""
+    name = urllib.parse.quote(clip_id, safe="-_.")
+    if name.startswith("."):
+        name = "%2E" + name[1:]
+    return name + ".npz"
+
+
+def record_path(cache_dir: str | Path, clip_id: str) -> Path:
+    return Path(cache_dir) / RECORDS_DIR / record_filename(clip_id)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _atomic_write_bytes(path: Path, writer) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        with open(temp, "wb") as handle:
+            writer(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    finally:
+        if temp.exists():
+            temp.unlink()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    _atomic_write_bytes(Path(path), lambda handle: handle.write(text.encode("utf-8")))
+
+
+def save_record(record: ClipRecord, path: str | Path) -> Path:
+    """Write ``record`` as a compressed .npz atomically (temp file + os.replace). Arrays only."""
+    path = Path(path)
+    info = {
+        "version": CACHE_VERSION,
+        "id": record.id,
+        "transcript": record.transcript,
+        "frame_size": list(record.frame_size) if record.frame_size else None,
+        "source": record.source,
+        "meta": record.meta,
+    }
+    arrays = {
+        "faces": np.ascontiguousarray(record.faces, dtype=np.uint8),
+        "face_boxes": np.asarray(record.face_boxes, np.float32),
+        "landmarks": np.asarray(record.landmarks, np.float32),
+        "face_probs": np.asarray(record.face_probs, np.float32),
+        "face_detected": np.asarray(record.face_detected, bool),
+        "frame_times": np.asarray(record.frame_times, np.float32),
+        "mel": np.asarray(record.mel, np.float32),
+        "info": np.array(json.dumps(info, default=_json_default, ensure_ascii=False)),
+    }
+    if record.labels is not None:
+        arrays["labels"] = np.asarray(record.labels, np.float32)
+    if record.face_cues is not None:
+        arrays["face_cues"] = np.asarray(record.face_cues, bool)
+    if record.mel_cues is not None:
+        arrays["mel_cues"] = np.asarray(record.mel_cues, bool)
+    _atomic_write_bytes(path, lambda handle: np.savez_compressed(handle, **arrays))
+    return path
+
+
+def load_record(path: str | Path) -> ClipRecord:
+    """Read a cached record (every array is read, so zip CRCs are checked).
+
+    Raises CorruptRecordError naming the file for a missing, truncated or inconsistent record.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in _REQUIRED_ARRAYS if k not in archive.files]
+            if missing:
+                raise CorruptRecordError(path, f"missing array(s) {missing}")
+            arrays = {k: archive[k] for k in archive.files}
+    except CorruptRecordError:
+        raise
+    except FileNotFoundError as exc:
+        raise CorruptRecordError(path, "record file does not exist") from exc
+    except Exception as exc:  # zipfile.BadZipFile, EOFError, ValueError (pickled object arrays), zlib.error
+        raise CorruptRecordError(path, f"unreadable record ({type(exc).__name__}: {exc})") from exc
+    try:
+        info = json.loads(str(arrays["info"]))
+    except (ValueError, TypeError) as exc:
+        raise CorruptRecordError(path, f"bad info entry ({exc})") from exc
+    n_frames = arrays["faces"].shape[0]
+    shapes_ok = (
+        arrays["faces"].ndim == 4 and arrays["faces"].dtype == np.uint8 and arrays["faces"].shape[-1] == 3
+        and arrays["face_boxes"].shape == (n_frames, 4) and arrays["landmarks"].shape == (n_frames, 5, 2)
+        and arrays["face_probs"].shape == (n_frames,) and arrays["face_detected"].shape == (n_frames,)
+        and arrays["frame_times"].shape == (n_frames,) and arrays["mel"].ndim == 2
+    )
+    if not shapes_ok:
+        raise CorruptRecordError(path, "inconsistent array shapes")
+    frame_size = info.get("frame_size")
+    return ClipRecord(
+        id=info["id"],
+        faces=arrays["faces"],
+        face_boxes=arrays["face_boxes"],
+        landmarks=arrays["landmarks"],
+        face_probs=arrays["face_probs"],
+        face_detected=arrays["face_detected"],
+        frame_times=arrays["frame_times"],
+        mel=arrays["mel"],
+        transcript=info.get("transcript", ""),
+        labels=arrays.get("labels"),
+        face_cues=arrays.get("face_cues"),
+        mel_cues=arrays.get("mel_cues"),
+        frame_size=tuple(frame_size) if frame_size else None,
+        source=info.get("source", ""),
+        meta=info.get("meta", {}),
+    )
+
+
+# --- manifest and cache info -------------------------------------------------------------------
+
+def manifest_name(shard: tuple[int, int] | None = None) -> str:
+    if shard is None:
+        return "manifest.jsonl"
+    index, count = shard
+    return f"manifest.shard-{index:03d}-of-{count:03d}.jsonl"
+
+
+def read_manifest(cache_dir: str | Path) -> dict[str, dict]:
+    """Merge ``manifest*.jsonl`` → {id: latest entry}. An ``ok`` entry beats a later ``failed`` one
+    only if it is newer; torn (unparseable) lines are ignored."""
+    entries: dict[str, dict] = {}
+    for path in sorted(Path(cache_dir).glob("manifest*.jsonl")):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a killed run
+            if not isinstance(entry, dict) or "id" not in entry:
+                continue
+            previous = entries.get(entry["id"])
+            if previous is None or entry.get("time", 0) >= previous.get("time", 0):
+                entries[entry["id"]] = entry
+    return entries
+
+
+def append_manifest(path: Path, entry: dict) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, default=_json_default, ensure_ascii=False) + "\n")
+        handle.flush()
+
+
+def read_cache_info(cache_dir: str | Path) -> dict:
+    path = Path(cache_dir) / CACHE_INFO
+    if not path.is_file():
+        raise DataSourceError(f"{path}: not a preprocessed cache (cache.json missing; run python -m mesm_core.preprocess)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataSourceError(f"{path}: unreadable cache.json ({exc})") from exc
+
+
+def _comparable(config_dict: dict) -> dict:
+    return {k: v for k, v in config_dict.items() if k not in _RUNTIME_FIELDS}
+
+
+def write_cache_info(cache_dir: Path, config: DataConfig, classes: Sequence[str], dataset: str, source: str) -> dict:
+    """Create cache.json, or check that an existing one matches (same classes and preprocessing)."""
+    info = {"version": CACHE_VERSION, "dataset": dataset, "classes": list(classes), "data": to_dict(config),
+            "source": source}
+    path = cache_dir / CACHE_INFO
+    if path.is_file():
+        existing = read_cache_info(cache_dir)
+        if existing.get("classes") != info["classes"]:
+            raise DataSourceError(f"{path}: the cache holds classes {existing.get('classes')}, this run has "
+                                  f"{info['classes']}; use another --out folder")
+        if _comparable(existing.get("data", {})) != _comparable(info["data"]):
+            diff = sorted(k for k in _comparable(info["data"])
+                          if existing.get("data", {}).get(k) != info["data"][k])
+            raise DataSourceError(f"{path}: the cache was made with different preprocessing settings ({diff}); "
+                                  "use another --out folder or the same --set values")
+        return existing
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(info, indent=2))
+    return info
+
+
+# --- running jobs ------------------------------------------------------------------------------
+
+def select_shard(jobs: Sequence[ClipJob], shard: tuple[int, int] | None) -> list[ClipJob]:
+    """Jobs sorted by id; shard (i, n) keeps every n-th starting at i (0 ≤ i < n). Deterministic."""
+    ordered = sorted(jobs, key=lambda job: job.id)
+    if shard is None:
+        return ordered
+    index, count = shard
+    if not (count >= 1 and 0 <= index < count):
+        raise ValueError(f"shard {index}/{count}: need 0 <= i < n")
+    return ordered[index::count]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` → (i, n)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError as exc:
+        raise ValueError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from exc
+    if not (count >= 1 and 0 <= index < count):
+        raise ValueError(f"--shard {text}: need 0 <= i < n")
+    return index, count
+
+
+def _entry(job: ClipJob, status: str, record: ClipRecord | None = None, error: str = "",
+           chunk_frames: int = 32, seconds: float = 0.0) -> dict:
+    entry = {
+        "id": job.id,
+        "split": job.split,
+        "labels": None if job.labels is None else [float(v) for v in np.asarray(job.labels).reshape(-1)],
+        "status": status,
+        "error": error,
+        "file": f"{RECORDS_DIR}/{record_filename(job.id)}",
+        "source": job.source,
+        "time": time.time(),
+        "seconds": round(seconds, 3),
+    }
+    if record is not None:
+        n_mel = record.mel.shape[1]
+        entry.update(n_frames=int(record.faces.shape[0]), n_faces=int(np.sum(record.face_detected)),
+                     n_chunks=int(-(-n_mel // chunk_frames)), no_face=bool(record.meta.get("no_face", False)),
+                     audio_silent=bool(record.meta.get("audio_silent", False)))
+    return entry
+
+
+def process_job(job: ClipJob, config: DataConfig, detector: FaceDetector, cache_dir: Path) -> dict:
+    """Run one job and write its record → manifest entry. Never raises for a bad clip."""
+    started = time.perf_counter()
+    path = record_path(cache_dir, job.id)
+    for stale in path.parent.glob(path.name + ".tmp*"):
+        stale.unlink(missing_ok=True)  # left by a killed run of this same job
+    try:
+        record = job.run(config, detector)
+        if record.labels is None and job.labels is not None:
+            record.labels = np.asarray(job.labels, np.float32)
+        save_record(record, path)
+    except ClipError as exc:
+        return _entry(job, "failed", error=str(exc), seconds=time.perf_counter() - started)
+    except Exception as exc:  # one broken clip never stops the run
+        return _entry(job, "failed", error=f"{job.source}: {type(exc).__name__}: {exc}",
+                      seconds=time.perf_counter() - started)
+    return _entry(job, "ok", record, chunk_frames=config.chunk_frames, seconds=time.perf_counter() - started)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(config_dict: dict, device: str, cache_dir: str) -> None:
+    import torch
+
+    from mesm_core.config import _from_dict
+
+    torch.set_num_threads(1)  # N processes × 1 thread each; MTCNN is built lazily per process
+    config = _from_dict(DataConfig, config_dict, "data")
+    _WORKER.update(config=config, detector=FaceDetector.from_config(config, device=device),
+                   cache_dir=Path(cache_dir))
+
+
+def _worker_process(job: ClipJob) -> dict:
+    return process_job(job, _WORKER["config"], _WORKER["detector"], _WORKER["cache_dir"])
+
+
+@dataclass
+class PreprocessSummary:
+    total: int = 0                  # jobs in this shard (after --limit)
+    already_done: int = 0           # verified records skipped
+    processed: int = 0              # ok this run
+    redone_corrupt: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (id, error)
+    manifest: str = ""
+
+    def text(self) -> str:
+        lines = [f"{self.total} utterance(s): {self.already_done} already done, {self.processed} processed, "
+                 f"{len(self.failed)} failed" + (f", {len(self.redone_corrupt)} corrupt record(s) redone"
+                                                 if self.redone_corrupt else "")]
+        for clip_id, error in self.failed[:20]:
+            lines.append(f"  FAILED {clip_id}: {error}")
+        if len(self.failed) > 20:
+            lines.append(f"  … and {len(self.failed) - 20} more (see {self.manifest})")
+        return "\n".join(lines)
+
+
+def _verified(path: Path, clip_id: str) -> bool:
+    try:
+        return load_record(path).id == clip_id
+    except CorruptRecordError:
+        return False
+
+
+def preprocess_jobs(jobs: Sequence[ClipJob], cache_dir: str | Path, config: DataConfig, classes: Sequence[str], *,
+                    dataset: str = "", source: str = "", workers: int = 0, shard: tuple[int, int] | None = None,
+                    limit: int | None = None, device: str = "cpu", progress: bool = True,
+                    detector: FaceDetector | None = None) -> PreprocessSummary:
+    """Preprocess ``jobs`` into ``cache_dir`` (resumable; see the module docstring).
+
+    workers ≥ 2 uses that many processes (each with its own MTCNN and one torch thread).
+    """
+    from tqdm import tqdm
+
+    cache_dir = Path(cache_dir)
+    write_cache_info(cache_dir, config, classes, dataset, source)
+    (cache_dir / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
+    selected = select_shard(jobs, shard)
+    if limit is not None:
+        selected = selected[:limit]
+    manifest_path = cache_dir / manifest_name(shard)
+    summary = PreprocessSummary(total=len(selected), manifest=str(manifest_path))
+    previous = read_manifest(cache_dir)
+    todo: list[ClipJob] = []
+    for job in selected:
+        path = record_path(cache_dir, job.id)
+        entry = previous.get(job.id)
+        if path.is_file():
+            if _verified(path, job.id):
+                summary.already_done += 1
+                if entry is None or entry.get("status") != "ok" or entry.get("split") != job.split:
+                    record = load_record(path)
+                    append_manifest(manifest_path, _entry(job, "ok", record, chunk_frames=config.chunk_frames))
+                continue
+            summary.redone_corrupt.append(job.id)
+            path.unlink(missing_ok=True)
+        todo.append(job)
+
+    bar = tqdm(total=len(todo), desc=f"preprocess {dataset}".strip(), unit="clip", disable=not progress)
+
+    def consume(entry: dict) -> None:
+        append_manifest(manifest_path, entry)
+        if entry["status"] == "ok":
+            summary.processed += 1
+        else:
+            summary.failed.append((entry["id"], entry["error"]))
+        bar.update(1)
+        bar.set_postfix(failed=len(summary.failed))
+
+    if workers >= 2 and len(todo) > 1:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(workers, initializer=_init_worker,
+                          initargs=(to_dict(config), device, str(cache_dir))) as pool:
+            for entry in pool.imap_unordered(_worker_process, todo, chunksize=1):
+                consume(entry)
+    else:
+        detector = detector or FaceDetector.from_config(config, device=device)
+        for job in todo:
+            consume(process_job(job, config, detector, cache_dir))
+    bar.close()
+    return summary
+
+
+# --- reading the cache -------------------------------------------------------------------------
+
+def cache_entries(cache_dir: str | Path, split: str | None = None, status: str | None = "ok") -> list[dict]:
+    """Manifest entries (sorted by id), optionally of one split and one status."""
+    entries = read_manifest(cache_dir)
+    out = [e for e in entries.values()
+           if (split is None or e.get("split") == split) and (status is None or e.get("status") == status)]
+    return sorted(out, key=lambda e: e["id"])
+
+
+def iter_records(cache_dir: str | Path, split: str | None = None) -> Iterable[ClipRecord]:
+    for entry in cache_entries(cache_dir, split):
+        yield load_record(Path(cache_dir) / entry["file"])
+
+
+__all__ = ["CACHE_VERSION", "record_filename", "record_path", "save_record", "load_record", "manifest_name",
+           "read_manifest", "read_cache_info", "write_cache_info", "select_shard", "parse_shard", "process_job",
+           "PreprocessSummary", "preprocess_jobs", "cache_entries", "iter_records", "atomic_write_text",
+           ]

@@ -1,0 +1,312 @@
+"""preprocess_clip / preprocess_frames: frame sampling, windows, crops, faces, transcripts, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mesm_core.config import DataConfig
+from mesm_core.data import (
+    ClipError,
+    ClipTooLongError,
+    EmptyClipError,
+    EmptyTranscriptError,
+    FaceDetector,
+    FileTooLargeError,
+    NoAudioStreamError,
+    NoFaceError,
+    NoVideoStreamError,
+    SilentAudioError,
+    UnreadableMediaError,
+    preprocess_clip,
+    preprocess_frames,
+)
+from mesm_core.data.clip import nearest_indices, sample_times
+from mesm_core.data.faces import center_region, crop_box, crop_region, points_to_crop
+from tests.fixtures_media import (
+    NoFaceDetector,
+    face_image,
+    frame_index_from_brightness,
+    tone,
+    truncate_file,
+    two_person_frame,
+    write_jpegs,
+    write_video,
+    write_wav,
+)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def counting_video(tmp_path_factory):
+    """3 s at 10 fps; frame i has brightness 10 + 8i; stereo audio (tone | silence)."""
+    path = tmp_path_factory.mktemp("clip") / "count.mkv"
+    return write_video(path, 30, fps=10, audio=np.stack([tone(3.0), np.zeros(48000, np.float32)]))
+
+
+@pytest.mark.parametrize("duration,expected", [
+    (3.0, [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]),
+    (2.9, [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]),
+    (2.5, [0.0, 0.5, 1.0, 1.5, 2.0]),
+    (0.2, [0.0]),
+    (0.0, []),
+])
+def test_sample_times_every_500ms(duration, expected):
+    np.testing.assert_allclose(sample_times(duration, 0.5, 240), expected)
+
+
+def test_sample_times_spread_when_above_max_frames():
+    times = sample_times(10.0, 0.5, 4)
+    np.testing.assert_allclose(times, [0.0, 2.5, 5.0, 7.5])
+
+
+def test_nearest_indices_ties_go_to_the_earlier_frame():
+    available = np.array([0.0, 0.1, 0.2, 0.3])
+    np.testing.assert_array_equal(nearest_indices(available, np.array([0.0, 0.05, 0.16, 0.9])), [0, 0, 2, 3])
+
+
+def test_frames_sampled_every_500ms(counting_video):
+    record = preprocess_clip(counting_video, "hello there", detector=NoFaceDetector())
+    indices = [frame_index_from_brightness(face) for face in record.faces]
+    assert indices == [0, 5, 10, 15, 20, 25]
+    np.testing.assert_allclose(record.frame_times, [0, 0.5, 1.0, 1.5, 2.0, 2.5], atol=1e-6)
+    assert record.faces.shape == (6, 48, 48, 3) and record.faces.dtype == np.uint8
+    assert record.mel.shape == (128, 1 + 48000 // 200)
+    assert not record.face_detected.any() and np.isnan(record.face_boxes).all()
+    assert record.meta["n_fallback"] == 6 and record.meta["no_face"]
+    assert record.transcript == "hello there" and record.frame_size == (48, 64)
+
+
+def test_window_cut_by_start_end(counting_video):
+    record = preprocess_clip(counting_video, "x", detector=NoFaceDetector(), start=1.02, end=2.5)
+    assert [frame_index_from_brightness(face) for face in record.faces] == [10, 15, 20]
+    audio_samples = (record.mel.shape[1] - 1) * 200
+    assert abs(audio_samples - 1.48 * 16000) <= 200
+    assert record.meta["start_s"] == pytest.approx(1.02) and record.meta["duration_s"] == pytest.approx(1.48)
+
+
+def test_audio_channel_choice(counting_video):
+    loud = preprocess_clip(counting_video, "x", detector=NoFaceDetector(), audio_channel=0)
+    quiet = preprocess_clip(counting_video, "x", detector=NoFaceDetector(), audio_channel=1)
+    assert not loud.meta["audio_silent"] and quiet.meta["audio_silent"]
+    assert quiet.mel.max() == 0
+
+
+def test_skip_policy_can_leave_zero_frames(counting_video):
+    record = preprocess_clip(counting_video, "x", config=DataConfig(no_face_policy="skip"), detector=NoFaceDetector())
+    assert record.faces.shape == (0, 48, 48, 3) and record.frame_times.shape == (0,)
+    assert record.meta["no_frames"] and record.meta["n_skipped"] == 6
+
+
+def test_transcript_sidecars(tmp_path):
+    video = write_video(tmp_path / "talk.mkv", 5, audio=tone(0.5))
+    (tmp_path / "talk.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHello\nworld\n\n2\n00:00:01,000 --> "
+                                       "00:00:02,000\nagain\n")
+    assert preprocess_clip(video, detector=NoFaceDetector()).transcript == "Hello world again"
+    (tmp_path / "talk.txt").write_text("  plain\ntext ")
+    assert preprocess_clip(video, detector=NoFaceDetector()).transcript == "plain text"
+    assert preprocess_clip(video, "given", detector=NoFaceDetector()).transcript == "given"
+
+
+def test_separate_audio_file(tmp_path):
+    video = write_video(tmp_path / "mute.mp4", 10, fps=10)
+    wav = write_wav(tmp_path / "speech.wav", np.stack([np.zeros(16000), tone(1.0)], axis=1))
+    record = preprocess_clip(video, "x", audio=wav, audio_channel=1, detector=NoFaceDetector())
+    assert not record.meta["audio_silent"] and record.meta["audio_path"] == str(wav)
+
+
+# --- faces (real MTCNN on a few frames) ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("face") / "face.mp4"
+    return write_video(path, 8, fps=4, frame=two_person_frame(96, 192, "left"), audio=tone(2.0))
+
+
+def test_face_found_on_the_cropped_half_only(face_video, detector):
+    left = preprocess_clip(face_video, "x", detector=detector, crop="left")
+    right = preprocess_clip(face_video, "x", detector=detector, crop="right")
+    assert left.face_detected.all() and len(left.faces) == 4
+    assert (left.face_probs > 0.9).all()
+    assert not right.face_detected.any() and right.meta["n_fallback"] == 4
+    assert left.frame_size == (96, 96) and left.meta["crop_box"] == [0, 0, 96, 96]
+    assert right.meta["crop_box"] == [96, 0, 192, 96]
+    # Landmarks in crop pixels: inside the crop, eyes above the mouth, image-left eye first.
+    marks = left.landmarks[0]
+    assert np.all((marks >= 0) & (marks <= 48))
+    assert marks[0, 0] < marks[1, 0] and marks[:2, 1].max() < marks[3:, 1].min()
+
+
+def test_require_face_raises_when_none_found(face_video, detector):
+    with pytest.raises(NoFaceError, match="no face"):
+        preprocess_clip(face_video, "x", detector=detector, crop="right", require_face=True)
+
+
+def test_crop_geometry_matches_facenet_extract_face():
+    from facenet_pytorch.models.utils.detect_face import extract_face
+
+    image = face_image(160, 150)
+    box = np.array([37.3, 21.8, 109.6, 118.2], np.float32)
+    ours = crop_region(image, box, 48, 2)
+    theirs = extract_face(image.astype(np.float32), box, image_size=48, margin=2).permute(1, 2, 0).numpy()
+    assert ours.shape == (48, 48, 3) and ours.dtype == np.uint8
+    assert np.abs(ours.astype(np.float32) - theirs).max() <= 1.0
+    m = 2 * (109.6 - 37.3) / 46
+    assert crop_box(box, image.shape[:2]) == (int(37.3 - m / 2), int(21.8 - 2 * (118.2 - 21.8) / 46 / 2),
+                                             int(109.6 + m / 2), int(118.2 + 2 * (118.2 - 21.8) / 46 / 2))
+
+
+def test_crop_box_is_clipped_to_the_image():
+    assert crop_box([-5, -5, 40, 31.5], (32, 36)) == (0, 0, 36, 32)
+    assert crop_box([-5, -5, 40, 30], (32, 36)) == (0, 0, 36, 30)  # 30 + 0.76 truncates to 30
+
+
+def test_points_and_masks_follow_the_face_crop():
+    height, width = 120, 100
+    box = np.array([20.0, 30.0, 80.0, 100.0])
+    point = np.array([50.5, 70.5])
+    mask = np.zeros((height, width), bool)
+    mask[68:73, 48:53] = True  # a 5×5 blob centred on the point
+    crop_mask = crop_region(mask, box, 48, 2)
+    assert crop_mask.dtype == np.bool_ and crop_mask.shape == (48, 48)
+    ys, xs = np.nonzero(crop_mask)
+    mapped = points_to_crop(point, box, (height, width), 48, 2)
+    assert abs(xs.mean() + 0.5 - mapped[0]) < 1.0 and abs(ys.mean() + 0.5 - mapped[1]) < 1.0
+    rgb_mask = crop_region(np.repeat(mask[:, :, None], 3, axis=2).astype(np.uint8) * 255, box, 48, 2)
+    assert rgb_mask.shape == (48, 48, 3)
+
+
+def test_center_fallback_region():
+    assert center_region((96, 192)) == (72, 24, 120, 72)
+    assert center_region((480, 360)) == (90, 150, 270, 330)
+
+
+# --- image sequences ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fps,n_images,expected", [(30, 45, [0, 15, 30]), (2, 4, [0, 1, 2, 3])])
+def test_image_sequence_sampling(tmp_path, fps, n_images, expected):
+    frames = [np.full((40, 40, 3), 10 + 8 * (i % 30), np.uint8) for i in range(n_images)]
+    images = write_jpegs(tmp_path / "utt", frames)
+    wav = write_wav(tmp_path / "utt" / "audio.wav", tone(n_images / fps))
+    record = preprocess_frames(images, wav, "words", frame_rate=fps, detector=NoFaceDetector())
+    assert record.meta["image_indices"] == expected
+    assert [frame_index_from_brightness(f) for f in record.faces] == [i % 30 for i in expected]
+    np.testing.assert_allclose(record.frame_times, np.array(expected) / fps, atol=1e-6)
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+def _truncated_mkv(tmp_path):
+    source = write_video(tmp_path / "full.mkv", 40, fps=10, audio=tone(4.0))
+    return truncate_file(source, tmp_path / "cut.mkv", 0.4), {}
+
+
+def _truncated_mp4(tmp_path):
+    source = write_video(tmp_path / "full.mp4", 20, fps=10, audio=tone(2.0))
+    return truncate_file(source, tmp_path / "cut.mp4", 0.7), {}
+
+
+def _not_media(tmp_path):
+    path = tmp_path / "fake.mp4"
+    path.write_text("this is not a video " * 20)
+    return path, {}
+
+
+def _missing(tmp_path):
+    return tmp_path / "nothing.mp4", {}
+
+
+def _no_audio(tmp_path):
+    return write_video(tmp_path / "mute.mp4", 10), {}
+
+
+def _no_video(tmp_path):
+    return write_wav(tmp_path / "sound.wav", tone(1.0)), {}
+
+
+def _zero_window(tmp_path):
+    return write_video(tmp_path / "v.mkv", 10, audio=tone(1.0)), {"start": 0.5, "end": 0.5}
+
+
+def _window_after_end(tmp_path):
+    return write_video(tmp_path / "v.mkv", 10, audio=tone(1.0)), {"start": 5.0, "end": 6.0}
+
+
+def _too_long(tmp_path):
+    return write_video(tmp_path / "v.mkv", 30, fps=10, audio=tone(3.0)), {"config": DataConfig(max_duration_s=2.0)}
+
+
+def _too_big(tmp_path):
+    return write_video(tmp_path / "v.mkv", 10, audio=tone(1.0)), {"config": DataConfig(max_file_mb=0.001)}
+
+
+def _empty_transcript(tmp_path):
+    return write_video(tmp_path / "v.mkv", 10, audio=tone(1.0)), {"transcript": "  ", "require_transcript": True}
+
+
+def _silent(tmp_path):
+    return write_video(tmp_path / "v.mkv", 10, audio=np.zeros(16000, np.float32)), {"require_sound": True}
+
+
+@pytest.mark.parametrize("make,error", [
+    (_truncated_mkv, UnreadableMediaError),
+    (_truncated_mp4, UnreadableMediaError),
+    (_not_media, UnreadableMediaError),
+    (_missing, UnreadableMediaError),
+    (_no_audio, NoAudioStreamError),
+    (_no_video, NoVideoStreamError),
+    (_zero_window, EmptyClipError),
+    (_window_after_end, EmptyClipError),
+    (_too_long, ClipTooLongError),
+    (_too_big, FileTooLargeError),
+    (_empty_transcript, EmptyTranscriptError),
+    (_silent, SilentAudioError),
+], ids=lambda v: getattr(v, "__name__", "")[1:] if callable(v) and v.__name__.startswith("_") else None)
+def test_bad_input_raises_a_clip_error_naming_the_file(tmp_path, make, error):
+    path, kwargs = make(tmp_path)
+    kwargs = {"transcript": "words", **kwargs}
+    with pytest.raises(error) as info:
+        preprocess_clip(path, kwargs.pop("transcript"), detector=NoFaceDetector(), **kwargs)
+    assert isinstance(info.value, ClipError) and isinstance(info.value, ValueError)
+    assert info.value.path == str(path)
+    assert str(info.value) == f"{path}: {info.value.reason}" and info.value.reason
+
+
+def test_silence_is_a_flag_by_default(tmp_path):
+    video = write_video(tmp_path / "v.mkv", 10, audio=np.zeros(16000, np.float32))
+    record = preprocess_clip(video, "", detector=NoFaceDetector())
+    assert record.meta["audio_silent"] and record.meta["transcript_empty"]
+
+
+def test_clip_errors_survive_pickling():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(ClipTooLongError("/x/y.mp4", "too long")))
+    assert isinstance(error, ClipTooLongError) and error.path == "/x/y.mp4" and str(error) == "/x/y.mp4: too long"
+
+
+def test_media_whose_timeline_starts_late(counting_video, tmp_path):
+    """Timestamps starting at 2 s (MPEG-TS, edited MP4s): window times count from the first sample."""
+    import av
+
+    shifted = tmp_path / "shifted.mkv"
+    with av.open(str(counting_video)) as source, av.open(str(shifted), "w") as target:
+        streams = {s.index: target.add_stream_from_template(s) for s in source.streams}
+        for packet in source.demux():
+            if packet.dts is None:
+                continue
+            offset = int(2.0 / packet.time_base)
+            packet.pts += offset
+            packet.dts += offset
+            packet.stream = streams[packet.stream.index]
+            target.mux(packet)
+    record = preprocess_clip(shifted, "x", detector=NoFaceDetector())
+    assert record.meta["media_origin_s"] == pytest.approx(2.0)
+    assert [frame_index_from_brightness(face) for face in record.faces] == [0, 5, 10, 15, 20, 25]
+    assert record.mel.shape == (128, 241) and not record.meta["audio_silent"]
+    window = preprocess_clip(shifted, "x", detector=NoFaceDetector(), start=1.02, end=2.5)
+    assert [frame_index_from_brightness(face) for face in window.faces] == [10, 15, 20]
