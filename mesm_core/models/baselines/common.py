@@ -1,0 +1,129 @@
+"""Shared pieces of the two-phase baselines: the padded feature batch, masks and logit fusion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from mesm_core.config import MODALITIES
+from mesm_core.types import FlopsReport, ModelOutput
+
+__all__ = ["FeatureBatch", "LogitFusion", "valid_mask", "last_valid", "no_flops", "dummy_feature_batch"]
+
+
+@dataclass
+class FeatureBatch:
+    """Model input of the baselines: zero-padded per-step feature sequences.
+
+    text           float32 (B, L_t, D_t)   e.g. GloVe vectors, one per word
+    text_lengths   long    (B,)            ≥ 1 (an empty transcript is one zero vector)
+    audio          float32 (B, L_a, D_a)   one vector per 400 ms window
+    audio_lengths  long    (B,)            ≥ 1
+    visual         float32 (B, L_v, D_v)   one vector per sampled frame (2 fps)
+    visual_lengths long    (B,)            ≥ 1
+    visual_face    bool    (B, L_v)        True where a face was found (faceless frames are zeros)
+    labels         float32 (B, C) multi-hot, or None at inference
+    """
+
+    text: torch.Tensor
+    text_lengths: torch.Tensor
+    audio: torch.Tensor
+    audio_lengths: torch.Tensor
+    visual: torch.Tensor
+    visual_lengths: torch.Tensor
+    visual_face: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    ids: list[str] = field(default_factory=list)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.text_lengths.shape[0])
+
+    def features(self, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(padded features (B, L, D), lengths (B,)) of ``modality``."""
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}")
+        return getattr(self, modality), getattr(self, f"{modality}_lengths")
+
+    def to(self, device: torch.device | str) -> "FeatureBatch":
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        return FeatureBatch(
+            text=self.text.to(device), text_lengths=self.text_lengths.to(device),
+            audio=self.audio.to(device), audio_lengths=self.audio_lengths.to(device),
+            visual=self.visual.to(device), visual_lengths=self.visual_lengths.to(device),
+            visual_face=move(self.visual_face), labels=move(self.labels), ids=list(self.ids),
+        )
+
+
+def valid_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(B, max_len) bool, True at the first ``lengths[b]`` steps."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def last_valid(sequence: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The step ``lengths[b] - 1`` of each sequence: (B, L, D) → (B, D)."""
+    index = (lengths.clamp(min=1) - 1).to(sequence.device)
+    return sequence[torch.arange(sequence.shape[0], device=sequence.device), index]
+
+
+def no_flops() -> FlopsReport:
+    """Two-phase baselines compute no feature-extraction FLOPs inside the model."""
+    return FlopsReport(dense=0.0, actual=0.0, layers=[])
+
+
+class LogitFusion(nn.Module):
+    """FE2E's late fusion: ``Linear(M, 1, bias=False)`` over the stacked per-modality logits.
+
+    M unconstrained scalars shared by all classes (the reference's ``weighted_fusion``). With a
+    single modality its logits are returned unchanged. ``init_value`` None keeps PyTorch's default
+    init (FE2E, LF models); EmoEmbs starts from 1/M each.
+    """
+
+    def __init__(self, n_modalities: int, init_value: float | None = None) -> None:
+        super().__init__()
+        self.n_modalities = n_modalities
+        self.weights = nn.Linear(n_modalities, 1, bias=False) if n_modalities > 1 else None
+        if self.weights is not None and init_value is not None:
+            nn.init.constant_(self.weights.weight, init_value)
+
+    def forward(self, logits: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """logits: M tensors (B, C) → fused (B, C) and the M fusion weights."""
+        if self.weights is None:
+            return logits[0], logits[0].new_ones(1)
+        stacked = torch.stack(logits, dim=-1)  # (B, C, M)
+        return self.weights(stacked).squeeze(-1), self.weights.weight.detach().reshape(-1)
+
+
+def make_output(modalities: tuple[str, ...], logits: list[torch.Tensor], fusion: LogitFusion) -> ModelOutput:
+    fused, weights = fusion(logits)
+    return ModelOutput(
+        logits=fused,
+        modality_logits=dict(zip(modalities, logits)),
+        fusion_weights=weights,
+        flops=no_flops(),
+    )
+
+
+def dummy_feature_batch(
+    feature_sizes: tuple[int, int, int] = (50, 84, 35),
+    lengths: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] = ((7, 3), (5, 9), (4, 1)),
+    n_classes: int = 6,
+    seed: int = 0,
+) -> FeatureBatch:
+    """A random FeatureBatch with the given per-utterance lengths (for tests and smoke runs)."""
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for modality, size, lens in zip(MODALITIES, feature_sizes, lengths):
+        lens_t = torch.tensor(lens, dtype=torch.long)
+        padded = torch.randn(len(lens), int(lens_t.max()), size, generator=generator)
+        padded = padded * valid_mask(lens_t, padded.shape[1])[..., None]
+        tensors[modality] = padded
+        tensors[f"{modality}_lengths"] = lens_t
+    batch_size = len(lengths[0])
+    labels = (torch.rand(batch_size, n_classes, generator=generator) > 0.5).float()
+    face = valid_mask(tensors["visual_lengths"], tensors["visual"].shape[1])
+    return FeatureBatch(**tensors, visual_face=face, labels=labels, ids=[f"u{i}" for i in range(batch_size)])

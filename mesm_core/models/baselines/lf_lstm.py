@@ -1,0 +1,65 @@
+"""LF-LSTM: late-fusion BiLSTM baseline (reference ``src/models/baselines/lf_rnn.py``).
+
+Per modality: a 1-layer bidirectional LSTM with hidden size = input size, an utterance vector of
+2·d, an MLP head ``Linear(2d → d) → ReLU → Linear(d → C)``, then FE2E's 3-scalar logit fusion.
+
+Utterance vector:
+* default: sequences are packed, the vector is ``h_n`` of both directions (true last step forward,
+  first step backward) for every modality;
+* ``faithful_padding=True`` (the reference): no packing; text takes the BiLSTM *output at the last
+  padded step*, audio/visual take ``h_n`` after running over the zero padding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from mesm_core.models.baselines.common import FeatureBatch, LogitFusion, make_output
+from mesm_core.models.baselines.config import BaselineModelConfig, check_modalities
+from mesm_core.types import ModelOutput
+
+__all__ = ["LFLSTM"]
+
+
+class _Branch(nn.Module):
+    def __init__(self, size: int, n_classes: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(size, size, num_layers=1, bidirectional=True, batch_first=True)
+        self.head = nn.Sequential(nn.Linear(2 * size, size), nn.ReLU(), nn.Linear(size, n_classes))
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor, faithful: bool, last_padded_output: bool) -> torch.Tensor:
+        """x (B, L, d), lengths (B,) → (B, 2d)."""
+        if faithful:
+            output, (h_n, _) = self.lstm(x)
+            if last_padded_output:
+                return output[:, -1]
+        else:
+            packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+            _, (h_n, _) = self.lstm(packed)
+        # h_n: (2, B, d) → (B, 2d), forward then backward.
+        return h_n.transpose(0, 1).reshape(x.shape[0], -1)
+
+
+class LFLSTM(nn.Module):
+    """``forward(batch: FeatureBatch) -> ModelOutput`` with logits (B, C)."""
+
+    def __init__(self, config: BaselineModelConfig) -> None:
+        super().__init__()
+        check_modalities(config)
+        self.config = config
+        self.modalities = tuple(config.modalities)
+        n_classes = len(config.classes)
+        self.branches = nn.ModuleDict({m: _Branch(config.feature_size(m), n_classes) for m in self.modalities})
+        self.fusion = LogitFusion(len(self.modalities))
+
+    def forward(self, batch: FeatureBatch, top_p: float | None = None, return_trace: bool = False) -> ModelOutput:
+        """``top_p``/``return_trace`` exist for interface parity with FE2E/MESM and are ignored."""
+        logits = []
+        for modality in self.modalities:
+            x, lengths = batch.features(modality)
+            branch = self.branches[modality]
+            vector = branch.encode(x, lengths, self.config.faithful_padding, last_padded_output=modality == "text")
+            logits.append(branch.head(vector))
+        return make_output(self.modalities, logits, self.fusion)
