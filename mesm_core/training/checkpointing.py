@@ -1,0 +1,75 @@
+"""The trainer's bridge to the model factory and the checkpoint format (``mesm_core.checkpoint``).
+
+``RUN/last`` and ``RUN/best`` are ordinary model checkpoints (``model.safetensors`` + ``config.json``,
+loadable by ``load_checkpoint``/``predict``); ``best``'s config.json also records the per-class
+thresholds chosen on validation and the validation metrics at that epoch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from mesm_core.config import RunConfig
+
+
+def build_model(cfg: RunConfig, text_pretrained: bool = True) -> nn.Module:
+    """A fresh model for ``cfg.model`` (the preset's model config after overrides)."""
+    from mesm_core.models.factory import create_model
+
+    return create_model(cfg.model, text_pretrained=text_pretrained)
+
+
+def save_model(
+    model: nn.Module,
+    directory: Path,
+    cfg: RunConfig,
+    thresholds: list[float] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> None:
+    """Checkpoint via ``save_checkpoint``. ``metrics`` (e.g. the validation report of ``best``) goes to
+    config.json["metadata"]["validation"]; a flat summary of its averages to config.json["metrics"]."""
+    from mesm_core.checkpoint import save_checkpoint
+
+    summary: dict[str, Any] = {}
+    metadata: dict[str, Any] = {}
+    if metrics is not None:
+        summary = {f"valid_{k}": v for k, v in metrics.get("average", {}).items() if v is not None}
+        if "epoch" in metrics:
+            summary["epoch"] = metrics["epoch"]
+        metadata["validation"] = metrics
+    save_checkpoint(model, directory, run_config=cfg, thresholds=thresholds, metrics=summary, **metadata)
+
+
+def load_weights(model: nn.Module, directory: Path) -> None:
+    """Load ``directory/model.safetensors`` into ``model`` in place (same architecture).
+
+    Only the weights of a frozen pretrained text encoder may be absent (they are stored by reference
+    and already loaded in ``model``)."""
+    from safetensors.torch import load_file
+
+    from mesm_core.checkpoint import TEXT_PREFIX, WEIGHTS_FILE
+
+    path = Path(directory) / WEIGHTS_FILE
+    tensors = load_file(str(path), device="cpu")
+    result = model.load_state_dict(tensors, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith(TEXT_PREFIX)]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"{path}: weights do not match the model (missing {missing[:5]}, unexpected {result.unexpected_keys[:5]})"
+        )
+
+
+def read_thresholds(directory: Path) -> list[float] | None:
+    """Per-class thresholds recorded in a checkpoint's config.json (list or {class: t}), in class order."""
+    meta = json.loads((Path(directory) / "config.json").read_text())
+    thresholds = meta.get("thresholds")
+    if thresholds is None:
+        return None
+    if isinstance(thresholds, dict):
+        classes = meta.get("classes") or meta["model"]["classes"]
+        return [float(thresholds[c]) for c in classes]
+    return [float(t) for t in thresholds]

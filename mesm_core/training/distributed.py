@@ -1,0 +1,101 @@
+"""Process-group helpers for single-process and ``torchrun`` (DDP) training.
+
+``torchrun`` sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; when they are present
+:func:`init_distributed` joins the group (gloo on CPU, nccl on CUDA). Everything here is a no-op in a
+plain single process, so the trainer calls these helpers unconditionally.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+class DeviceError(RuntimeError):
+    """The requested device is not available."""
+
+
+def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
+    """``auto`` → CUDA when available else CPU; ``cuda`` without CUDA raises DeviceError."""
+    if preference not in ("auto", "cpu", "cuda"):
+        raise DeviceError(f"unknown device {preference!r} (choose auto, cpu or cuda)")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda was requested but CUDA is not available on this machine")
+    if preference == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank)
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+
+
+def init_distributed(device_preference: str = "auto") -> DistInfo:
+    """Join the process group when launched by torchrun; otherwise a single-process DistInfo."""
+    if not launched_by_torchrun():
+        return DistInfo(device=resolve_device(device_preference))
+    rank = int(os.environ["RANK"])
+    world_size = int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_preference, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def cleanup_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def all_gather_objects(info: DistInfo, obj: Any) -> list[Any]:
+    """Every rank's ``obj`` (picklable, e.g. numpy arrays), in rank order; ``[obj]`` when single."""
+    if not info.enabled:
+        return [obj]
+    gathered: list[Any] = [None] * info.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def any_rank(info: DistInfo, flag: bool) -> bool:
+    """True on every rank when ``flag`` is True on at least one (e.g. a stop request)."""
+    if not info.enabled:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=info.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)
+
+
+def broadcast_object(info: DistInfo, obj: Any, src: int = 0) -> Any:
+    if not info.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]

@@ -1,0 +1,536 @@
+"""The training loop: epochs, validation with tuned thresholds, early stopping, checkpoints, resume,
+signals, DDP. ``mesm_core.train`` is the CLI over :func:`run_training`."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from mesm_core.config import RunConfig, to_dict
+from mesm_core.metrics import MetricsReport, choose_thresholds, compute_metrics
+from mesm_core.training import checkpointing
+from mesm_core.training.distributed import (
+    DistInfo,
+    all_gather_objects,
+    barrier,
+    cleanup_distributed,
+    init_distributed,
+)
+from mesm_core.training.log import RunLogger
+from mesm_core.training.optim import build_optimizer, build_scheduler, current_lrs, pos_weight_from_labels
+from mesm_core.training.predictions import SplitPredictions, autocast_context, collect_predictions
+from mesm_core.training.sampler import EpochSampler
+from mesm_core.training.state import (
+    LoopState,
+    atomic_directory,
+    capture_rng_state,
+    find_resumable,
+    load_training_state,
+    restore_rng_state,
+    save_training_state,
+)
+
+EXIT_INTERRUPTED_SIGINT = 130  # 128 + SIGINT, the shell convention
+EXIT_INTERRUPTED_SIGTERM = 143  # 128 + SIGTERM
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN/inf; no checkpoint was written for the failing epoch."""
+
+
+@dataclass
+class TrainOptions:
+    """Everything about a run that is not part of the RunConfig (where, on what, how long)."""
+
+    run_dir: Path
+    cache_dir: Path
+    device: str = "auto"
+    resume: bool = False
+    max_steps: int | None = None  # total optimizer steps for this run (smoke tests); cuts the epoch short
+    num_workers: int | None = None  # None: cfg.data.num_workers
+    text_pretrained: bool = True
+    progress: bool = True
+    tensorboard: bool = True
+    evaluate_test: bool = True  # evaluate `best` on the test split (if the cache has one) at the end
+    # Called after every optimizer step with (trainer, loop_state); tests use it to request a stop.
+    step_callback: Callable[["Trainer", LoopState], None] | None = None
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    state: LoopState
+    best_dir: Path | None
+    interrupted: bool = False
+    signal_name: str = ""
+    test_report: MetricsReport | None = None
+    valid_report: MetricsReport | None = None
+    exit_code: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True  # the reference's settings
+    torch.backends.cudnn.benchmark = False
+
+
+def _split_labels(dataset: Any) -> np.ndarray:
+    """(N, C) training labels, from the dataset's label table when it has one (no array loading)."""
+    labels = getattr(dataset, "labels", None)
+    if callable(labels):
+        labels = labels()
+    if labels is None:
+        rows = [dataset[i].labels for i in range(len(dataset))]
+        if any(row is None for row in rows):
+            raise ValueError("the training split has utterances without labels")
+        labels = np.stack(rows)
+    return np.asarray(labels, dtype=np.float32)
+
+
+def _cache_dataset_name(cache: Path) -> str | None:
+    try:
+        return json.loads((Path(cache) / "cache.json").read_text()).get("dataset")
+    except (OSError, ValueError):
+        return None
+
+
+def _split_ids(dataset: Any) -> list[str]:
+    ids = getattr(dataset, "ids", None)
+    if callable(ids):
+        ids = ids()
+    if ids is None:
+        ids = [dataset[i].id for i in range(len(dataset))]
+    return list(ids)
+
+
+class Trainer:
+    """One training run. Build with :func:`run_training`; tests may drive it directly."""
+
+    def __init__(self, cfg: RunConfig, options: TrainOptions, dist_info: DistInfo) -> None:
+        from mesm_core.data import CacheDataset, collate
+
+        self.cfg = cfg
+        self.options = options
+        self.dist = dist_info
+        self.device = dist_info.device
+        self.run_dir = Path(options.run_dir)
+        self.stop_requested = False
+        self.stop_signal = ""
+        self.is_main = dist_info.is_main
+
+        seed_everything(cfg.train.seed)
+        self.model = checkpointing.build_model(cfg, text_pretrained=options.text_pretrained).to(self.device)
+        if dist_info.enabled:
+            # Same initial weights everywhere (DDP also broadcasts them), different dropout per rank.
+            torch.manual_seed(cfg.train.seed + 1000 * dist_info.rank)
+        self.tokenizer = self.model.tokenizer
+        self.classes = tuple(cfg.model.classes)
+
+        cache = Path(options.cache_dir)
+        self.datasets = {
+            "train": CacheDataset(cache, "train", classes=self.classes),
+            "valid": CacheDataset(cache, "valid", classes=self.classes),
+        }
+        try:
+            self.datasets["test"] = CacheDataset(cache, "test", classes=self.classes)
+        except (FileNotFoundError, ValueError):  # no test split (DataSourceError is a ValueError)
+            pass
+        for split in ("train", "valid"):
+            if len(self.datasets[split]) == 0:
+                raise ValueError(f"{cache}: the {split} split is empty")
+        self.valid_ids = _split_ids(self.datasets["valid"])
+        self.dataset_name = _cache_dataset_name(cache)
+        train_labels = _split_labels(self.datasets["train"])
+        if train_labels.shape[1] != len(self.classes):
+            raise ValueError(
+                f"{cache}: labels have {train_labels.shape[1]} classes but the model has {len(self.classes)} "
+                f"({', '.join(self.classes)})"
+            )
+        self.pos_weight = pos_weight_from_labels(train_labels).to(self.device)
+        self.criterion = nn.BCEWithLogitsLoss(pos_weight=self.pos_weight)
+
+        workers = cfg.data.num_workers if options.num_workers is None else options.num_workers
+        chunk_frames = int(self.datasets["train"].data_config.get("chunk_frames", cfg.model.chunk_frames))
+        if chunk_frames != cfg.model.chunk_frames:
+            raise ValueError(f"{cache}: the cache was made with {chunk_frames}-frame mel chunks but the model expects "
+                             f"{cfg.model.chunk_frames}")
+        collate_fn = partial(collate, tokenizer=self.tokenizer, chunk_frames=chunk_frames)
+        self.train_sampler = EpochSampler(
+            len(self.datasets["train"]), shuffle=True, seed=cfg.train.seed, rank=dist_info.rank,
+            world_size=dist_info.world_size, pad=True, batch_size=cfg.train.batch_size,
+        )
+        self.train_loader = DataLoader(
+            self.datasets["train"], batch_size=cfg.train.batch_size, sampler=self.train_sampler,
+            collate_fn=collate_fn, num_workers=workers, drop_last=False,
+            # A private generator: creating an iterator must not draw from the global RNG, or a run
+            # resumed mid-epoch would see different dropout masks than an uninterrupted one.
+            generator=torch.Generator().manual_seed(cfg.train.seed),
+        )
+        self.eval_loaders = {
+            split: DataLoader(
+                dataset, batch_size=cfg.train.batch_size, collate_fn=collate_fn, num_workers=workers,
+                generator=torch.Generator().manual_seed(cfg.train.seed),
+                sampler=EpochSampler(len(dataset), shuffle=False, rank=dist_info.rank,
+                                     world_size=dist_info.world_size, pad=False),
+            )
+            for split, dataset in self.datasets.items() if split != "train"
+        }
+        self.steps_per_epoch = self.train_sampler.batches_per_epoch()
+
+        self.train_model: nn.Module = self.model
+        if dist_info.enabled:
+            # Unused parameters happen legitimately: MESM's attention in "reference" mode gets no
+            # gradient, and a batch without faces/audio skips a CNN.
+            self.train_model = nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
+        self.use_amp = bool(cfg.train.amp and self.device.type == "cuda")
+        if cfg.train.amp and not self.use_amp and dist_info.is_main:
+            print("note: train.amp is ignored on the CPU (autocast is used on CUDA only)", flush=True)
+        self.amp_dtype = cfg.train.amp_dtype
+        self.scaler = (
+            torch.amp.GradScaler("cuda") if self.use_amp and self.amp_dtype in ("float16", "fp16") else None
+        )
+        self.state = LoopState()
+        self.logger = RunLogger(self.run_dir, enabled=self.is_main, tensorboard=options.tensorboard)
+
+    # --- persistence ------------------------------------------------------------------------------
+
+    def resume_from(self, directory: Path) -> None:
+        checkpointing.load_weights(self.model, directory)
+        payload = load_training_state(directory, map_location=self.device)
+        self.optimizer.load_state_dict(payload["optimizer"])
+        if self.scheduler is not None and payload["scheduler"] is not None:
+            self.scheduler.load_state_dict(payload["scheduler"])
+        if self.scaler is not None and payload["scaler"] is not None:
+            self.scaler.load_state_dict(payload["scaler"])
+        self.state = payload["loop"]
+        per_rank = payload["rng"]["per_rank"]
+        if len(per_rank) == self.dist.world_size:
+            restore_rng_state(per_rank[self.dist.rank])
+        elif self.is_main:
+            print(f"note: resuming on {self.dist.world_size} processes from a {len(per_rank)}-process run; "
+                  "data order is exact, dropout RNG streams are not", flush=True)
+
+    def save_last(self) -> None:
+        """Write RUN/last atomically (rank 0), RNG states included."""
+        rng_per_rank = all_gather_objects(self.dist, capture_rng_state())
+        if self.is_main:
+            with atomic_directory(self.run_dir / "last") as tmp:
+                checkpointing.save_model(self.model, tmp, self.cfg)
+                save_training_state(
+                    tmp, loop=self.state, optimizer=self.optimizer, scheduler=self.scheduler,
+                    scaler=self.scaler, rng={"per_rank": rng_per_rank},
+                )
+        barrier(self.dist)
+
+    def save_best(self, report: MetricsReport, epoch: int) -> None:
+        if self.is_main:
+            with atomic_directory(self.run_dir / "best") as tmp:
+                checkpointing.save_model(
+                    self.model, tmp, self.cfg, thresholds=report.thresholds,
+                    metrics={"split": "valid", "epoch": epoch + 1, **report.to_dict()},
+                )
+        barrier(self.dist)
+
+    # --- steps --------------------------------------------------------------------------------------
+
+    def _train_step(self, batch) -> float:
+        batch = batch.to(self.device)
+        if batch.labels is None:
+            raise ValueError("a training batch has no labels")
+        with autocast_context(self.device, self.use_amp, self.amp_dtype):
+            output = self.train_model(batch)
+        loss = self.criterion(output.logits.float(), batch.labels.float())
+        bad = not bool(torch.isfinite(loss.detach()))
+        if _any_rank_flag(self.dist, bad):
+            raise NonFiniteLossError(
+                f"training loss is {loss.item() if bad else 'non-finite on another rank'} at step "
+                f"{self.state.global_step + 1} (epoch {self.state.epoch + 1}, batch {self.state.batch_in_epoch + 1}); "
+                f"stopping without writing a checkpoint for this epoch (the last good state is in {self.run_dir / 'last'}). "
+                "Try a lower train.lr or train.clip_grad_norm > 0."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        trainable = [p for p in self.model.parameters() if p.requires_grad and p.grad is not None]
+        if self.cfg.train.clip_grad_norm > 0:
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, self.cfg.train.clip_grad_norm)
+        else:
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in trainable])
+        self.state.epoch_grad_norm_sum += float(grad_norm)
+        self.state.epoch_grad_norm_max = max(self.state.epoch_grad_norm_max, float(grad_norm))
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return float(loss.detach())
+
+    def train_epoch(self) -> bool:
+        """Train the rest of the current epoch. Returns False when stopped early (signal/max_steps)."""
+        state = self.state
+        self.train_sampler.set_epoch(state.epoch, start_batch=state.batch_in_epoch)
+        self.train_model.train()
+        bar = _progress(
+            total=self.steps_per_epoch, initial=state.batch_in_epoch, enabled=self.options.progress and self.is_main,
+            desc=f"epoch {state.epoch + 1}/{self.cfg.train.epochs}",
+        )
+        try:
+            for batch in self.train_loader:
+                n = batch.batch_size
+                loss = self._train_step(batch)
+                state.global_step += 1
+                state.batch_in_epoch += 1
+                state.epoch_loss_sum += loss * n
+                state.epoch_samples += n
+                bar.update(1)
+                bar.set_postfix(loss=f"{state.epoch_loss_sum / max(1, state.epoch_samples):.4f}")
+                if self.options.step_callback is not None:
+                    self.options.step_callback(self, state)
+                if _any_rank_flag(self.dist, self.stop_requested):
+                    self.stop_requested = True
+                    return False
+                if self.options.max_steps is not None and state.global_step >= self.options.max_steps:
+                    return state.batch_in_epoch >= self.steps_per_epoch
+        finally:
+            bar.close()
+        return True
+
+    def evaluate(self, split: str, thresholds: list[float] | None = None) -> tuple[MetricsReport, SplitPredictions]:
+        """Metrics of ``split``; thresholds tuned on it only when ``split == "valid"`` and none given."""
+        order = self.valid_ids if split == "valid" else _split_ids(self.datasets[split])
+        predictions = collect_predictions(
+            self.model, self.eval_loaders[split], self.device, amp=self.use_amp, amp_dtype=self.amp_dtype,
+            dist_info=self.dist, order=order,
+        )
+        if thresholds is None:
+            if split != "valid":
+                raise ValueError("thresholds for a non-validation split must come from validation")
+            thresholds = list(choose_thresholds(predictions.probs, predictions.labels))
+        report = compute_metrics(predictions.probs, predictions.labels, thresholds, self.classes,
+                                 dataset=self.dataset_name)
+        return report, predictions
+
+    # --- the run --------------------------------------------------------------------------------------
+
+    def fit(self) -> TrainResult:
+        cfg, state = self.cfg, self.state
+        select = cfg.train.select_metric
+        valid_report: MetricsReport | None = None
+        while not state.finished:
+            if state.epoch >= cfg.train.epochs:
+                state.finished, state.stop_reason = True, f"reached {cfg.train.epochs} epochs"
+                break
+            started = time.time()
+            completed = self.train_epoch()
+            if not completed and self.stop_requested:
+                self.save_last()
+                return self._result(interrupted=True)
+            train_loss = state.epoch_loss_sum / max(1, state.epoch_samples)
+            valid_report, valid_predictions = self.evaluate("valid")
+            metric = valid_report.average[select]
+            improved = metric > state.best_metric
+            if improved:
+                state.best_metric, state.best_epoch = metric, state.epoch
+                state.epochs_without_improvement = 0
+                self.save_best(valid_report, state.epoch)
+            else:
+                state.epochs_without_improvement += 1
+            record = {
+                "epoch": state.epoch + 1,
+                "step": state.global_step,
+                "train_loss": train_loss,
+                # gradient norm before clipping (after unscaling with fp16 AMP), mean and max over the epoch
+                "grad_norm_mean": state.epoch_grad_norm_sum / max(1, state.batch_in_epoch),
+                "grad_norm_max": state.epoch_grad_norm_max,
+                "valid": {m: valid_report.average[m] for m in valid_report.average},
+                "valid_thresholds": valid_report.thresholds,
+                "select_metric": select,
+                "improved": improved,
+                "lr": current_lrs(self.optimizer),
+                "seconds": time.time() - started,
+                "flops_per_utterance": valid_predictions.flops_per_utterance,
+                "dense_flops_per_utterance": valid_predictions.dense_flops_per_utterance,
+                "kept_flops_fraction": valid_predictions.flops_fraction,
+            }
+            state.history.append(record)
+            self.logger.log_epoch(record)
+            if self.is_main and self.options.progress:
+                print(
+                    f"epoch {state.epoch + 1}: train loss {train_loss:.4f}, valid {select} "
+                    f"{metric:.4f}{' (best)' if improved else ''}", flush=True,
+                )
+            state.epoch += 1
+            state.batch_in_epoch = 0
+            state.epoch_loss_sum, state.epoch_samples = 0.0, 0
+            state.epoch_grad_norm_sum, state.epoch_grad_norm_max = 0.0, 0.0
+            if cfg.train.early_stop > 0 and state.epochs_without_improvement >= cfg.train.early_stop:
+                state.finished = True
+                state.stop_reason = f"early stop: no {select} improvement for {cfg.train.early_stop} epochs"
+            elif state.epoch >= cfg.train.epochs:
+                state.finished, state.stop_reason = True, f"reached {cfg.train.epochs} epochs"
+            elif not completed or (
+                self.options.max_steps is not None and state.global_step >= self.options.max_steps
+            ):
+                state.finished, state.stop_reason = True, f"reached --max-steps {self.options.max_steps}"
+            self.save_last()
+            if self.stop_requested:
+                return self._result(interrupted=True)
+        result = self._result(interrupted=False)
+        result.valid_report = valid_report
+        if self.options.evaluate_test and "test" in self.datasets and (self.run_dir / "best").is_dir():
+            result.test_report = self._evaluate_best_on_test()
+        return result
+
+    def _evaluate_best_on_test(self) -> MetricsReport:
+        best = self.run_dir / "best"
+        checkpointing.load_weights(self.model, best)
+        thresholds = checkpointing.read_thresholds(best)
+        report, predictions = self.evaluate("test", thresholds=thresholds)
+        if self.is_main:
+            payload = {
+                "split": "test",
+                "checkpoint": str(best),
+                "thresholds_from": "validation (best epoch)",
+                "flops_per_utterance": predictions.flops_per_utterance,
+                **report.to_dict(),
+            }
+            (self.run_dir / "test_metrics.json").write_text(json.dumps(payload, indent=2) + "\n")
+            if self.options.progress:
+                print("test split, best checkpoint, validation thresholds:\n" + report.format_table(), flush=True)
+        return report
+
+    def _result(self, interrupted: bool) -> TrainResult:
+        best = self.run_dir / "best"
+        code = 0
+        if interrupted:
+            code = EXIT_INTERRUPTED_SIGTERM if self.stop_signal == "SIGTERM" else EXIT_INTERRUPTED_SIGINT
+        return TrainResult(
+            run_dir=self.run_dir, state=self.state, best_dir=best if best.is_dir() else None,
+            interrupted=interrupted, signal_name=self.stop_signal, exit_code=code, history=list(self.state.history),
+        )
+
+
+def _any_rank_flag(info: DistInfo, flag: bool) -> bool:
+    if not info.enabled:
+        return flag
+    from mesm_core.training.distributed import any_rank
+
+    return any_rank(info, flag)
+
+
+def _progress(total: int, initial: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, leave=False, dynamic_ncols=True)
+
+
+class _SignalGuard:
+    """SIGINT/SIGTERM ask the trainer to stop after the current step (a second one aborts at once)."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_SignalGuard":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.trainer.stop_requested:
+            raise KeyboardInterrupt  # second signal: abort now, without saving
+        self.trainer.stop_requested = True
+        self.trainer.stop_signal = signal.Signals(signum).name
+        if self.trainer.is_main:
+            print(f"\n{self.trainer.stop_signal} received: finishing the current step, then saving RUN/last", flush=True)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def prepare_run_dir(run_dir: Path, cfg: RunConfig, cache_dir: Path, dist_info: DistInfo, resume: bool) -> None:
+    """Write RUN/config.json (the resolved RunConfig) and RUN/run.json (where/how it runs) on rank 0."""
+    if not dist_info.is_main:
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+    info = {
+        "cache_dir": str(Path(cache_dir).resolve()),
+        "world_size": dist_info.world_size,
+        "device": str(dist_info.device),
+        "torch": torch.__version__,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "resumed": resume,
+    }
+    history_path = run_dir / "run.json"
+    runs = json.loads(history_path.read_text())["runs"] if history_path.is_file() else []
+    runs.append(info)
+    history_path.write_text(json.dumps({"cache_dir": info["cache_dir"], "runs": runs}, indent=2) + "\n")
+
+
+def run_training(cfg: RunConfig, options: TrainOptions, dist_info: DistInfo | None = None) -> TrainResult:
+    """Train one run (single process or one torchrun rank). Joins/leaves the process group itself
+    when ``dist_info`` is None."""
+    own_group = dist_info is None
+    dist_info = dist_info or init_distributed(options.device)
+    try:
+        if options.resume and find_resumable(Path(options.run_dir)) is None:
+            raise FileNotFoundError(f"{options.run_dir}: nothing to resume (no last/training_state.pt)")
+        prepare_run_dir(Path(options.run_dir), cfg, options.cache_dir, dist_info, options.resume)
+        barrier(dist_info)
+        trainer = Trainer(cfg, options, dist_info)
+        if options.resume:
+            trainer.resume_from(find_resumable(Path(options.run_dir)))
+            state = trainer.state
+            if state.finished and not state.stop_reason.startswith("early stop"):
+                state.finished = False  # e.g. more --epochs than before: the loop re-checks the limits
+            if state.finished and dist_info.is_main:
+                print(f"{options.run_dir}: the run had already finished ({state.stop_reason})", flush=True)
+        with _SignalGuard(trainer):
+            result = trainer.fit()
+        trainer.logger.close()
+        return result
+    finally:
+        if own_group:
+            cleanup_distributed()
+
+
+__all__ = [
+    "EXIT_INTERRUPTED_SIGINT",
+    "EXIT_INTERRUPTED_SIGTERM",
+    "NonFiniteLossError",
+    "TrainOptions",
+    "TrainResult",
+    "Trainer",
+    "run_training",
+    "seed_everything",
+]

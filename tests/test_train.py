@@ -1,0 +1,422 @@
+"""Training engine and CLI: optimisation, loss weighting, sampling, resumable state, checkpoints, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mesm_core import create_model, dummy_batch
+from mesm_core.config import RunConfig, apply_overrides
+from mesm_core.presets import get_preset
+from mesm_core.training.optim import build_optimizer, build_scheduler, pos_weight_from_labels
+from mesm_core.training.sampler import EpochSampler
+from mesm_core.training.state import (
+    LoopState,
+    atomic_directory,
+    capture_rng_state,
+    find_resumable,
+    load_training_state,
+    restore_rng_state,
+    save_training_state,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run ~10x faster single-threaded on a busy 2-core machine (no OpenMP contention)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+# Narrow versions of the small presets: same geometry, a few thousand weights, random tiny text encoder.
+TINY_OVERRIDES = [
+    "model.text_model=tiny-random",
+    "model.stem_channels=8",
+    "model.block_channels=[8,8,8,16,16]",
+    "model.flatten_hidden=16",
+    "model.trans_dim=16",
+    "model.trans_ff=32",
+    "model.trans_heads=2",
+    "model.trans_dropout=0.1",
+    "model.sparse_backend=masked",
+    "train.batch_size=4",
+    "train.lr=0.003",
+]
+
+
+def tiny_config(preset: str = "mesm_small", extra: list[str] | None = None) -> RunConfig:
+    cfg = get_preset(preset)
+    apply_overrides(cfg, TINY_OVERRIDES + list(extra or []))
+    return cfg
+
+
+def make_tiny_cache(
+    root: Path, classes: tuple[str, ...], sizes: dict[str, int] | None = None, seed: int = 0, cues: bool = False
+) -> Path:
+    """A cache of random utterances written through the data pipeline's cache writer.
+
+    The first class is made learnable (its positives have brighter faces) so metrics are not constant.
+    """
+    import time
+
+    from mesm_core.config import DataConfig
+    from mesm_core.data.cache import append_manifest, record_path, save_record, write_cache_info
+    from mesm_core.types import ClipRecord
+
+    sizes = sizes or {"train": 8, "valid": 6, "test": 6}
+    rng = np.random.default_rng(seed)
+    records_by_split = {}
+    for split, n in sizes.items():
+        records = []
+        for i in range(n):
+            labels = (rng.random(len(classes)) < 0.4).astype(np.float32)
+            labels[0] = float(i % 2)  # both label values in every split
+            n_frames = int(rng.integers(1, 3))
+            n_mel_frames = int(rng.integers(20, 70))
+            faces = rng.integers(0, 120, size=(n_frames, 48, 48, 3)).astype(np.uint8)
+            if labels[0]:
+                faces[:, 10:30, 10:30] += 120
+            face_cues = np.zeros((n_frames, 48, 48), bool)
+            face_cues[:, 10:30, 10:30] = True
+            mel_cues = np.zeros((128, n_mel_frames), bool)
+            mel_cues[20:50, :] = True
+            records.append(ClipRecord(
+                id=f"{split}_{i:03d}",
+                faces=faces,
+                face_boxes=np.tile(np.array([0, 0, 48, 48], np.float32), (n_frames, 1)),
+                landmarks=np.full((n_frames, 5, 2), np.nan, np.float32),
+                face_probs=np.ones(n_frames, np.float32),
+                face_detected=np.ones(n_frames, bool),
+                frame_times=np.arange(n_frames, dtype=np.float32) * 0.5,
+                mel=rng.exponential(1.0, size=(128, n_mel_frames)).astype(np.float32),
+                transcript="wow this is great" if labels[0] else "it is fine i guess",
+                labels=labels,
+                face_cues=face_cues if cues else None,
+                mel_cues=mel_cues if cues else None,
+            ))
+        records_by_split[split] = records
+    cache = root / "cache"
+    write_cache_info(cache, DataConfig(), classes, dataset="tiny-test", source="tests/test_train.py")
+    for split, records in records_by_split.items():
+        for record in records:
+            path = save_record(record, record_path(cache, record.id))
+            append_manifest(cache / "manifest.jsonl", {
+                "id": record.id, "split": split, "labels": record.labels.tolist(), "status": "ok",
+                "file": str(path.relative_to(cache)), "time": time.time(), "n_frames": len(record.faces),
+                "n_chunks": -(-record.mel.shape[1] // 32),
+            })
+    return cache
+
+
+# --- optimisation -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("preset", ["fe2e_small", "mesm_small"])
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(preset):
+    cfg = tiny_config(preset, ["train.lr=0.01"])
+    torch.manual_seed(0)
+    model = create_model(cfg.model, text_pretrained=False)
+    batch = dummy_batch(cfg.model, batch_size=4, n_frames=2, n_chunks=2, tokenizer=model.tokenizer)
+    optimizer = build_optimizer(model, cfg)
+    criterion = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight_from_labels(batch.labels.numpy()))
+    model.eval()  # no dropout, fixed BN statistics: a deterministic objective
+    losses = []
+    for _ in range(10):
+        loss = criterion(model(batch).logits, batch.labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.9 * losses[0]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+
+
+def test_text_branch_gets_scaled_learning_rate():
+    cfg = tiny_config("fe2e_small", ["model.text_trainable=true", "model.text_lr_factor=0.1", "train.lr=0.01"])
+    model = create_model(cfg.model, text_pretrained=False)
+    groups = {g["name"]: g for g in build_optimizer(model, cfg).param_groups}
+    assert groups["main"]["lr"] == pytest.approx(0.01)
+    assert groups["text"]["lr"] == pytest.approx(0.001)
+    text_ids = {id(p) for p in groups["text"]["params"]}
+    assert {id(p) for p in model.text_encoder.parameters()} <= text_ids
+    assert {id(p) for p in model.text_head.parameters()} <= text_ids
+
+
+def test_frozen_text_encoder_is_not_optimised():
+    cfg = tiny_config("mesm_small")  # small presets freeze the text encoder
+    model = create_model(cfg.model, text_pretrained=False)
+    optimised = {id(p) for g in build_optimizer(model, cfg).param_groups for p in g["params"]}
+    assert not any(id(p) in optimised for p in model.text_encoder.parameters())
+
+
+def test_pos_weight_is_neg_over_pos_from_training_labels():
+    labels = np.array([[1, 0, 1], [0, 0, 1], [0, 1, 1], [0, 0, 0]], np.float32)
+    weight = pos_weight_from_labels(labels)
+    assert weight.dtype == torch.float32
+    assert weight.tolist() == pytest.approx([3.0, 3.0, 1 / 3])
+    assert pos_weight_from_labels(np.array([[0.0], [0.0]])).tolist() == [1.0]  # undefined → 1
+
+
+def test_cosine_schedule_steps_per_batch():
+    cfg = tiny_config("fe2e_small", ["train.scheduler=cosine", "train.epochs=2"])
+    model = create_model(cfg.model, text_pretrained=False)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=5)
+    lrs = []
+    for _ in range(10):
+        optimizer.step()
+        scheduler.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs[4] == pytest.approx(cfg.train.lr / 2, rel=1e-6)  # halfway through 10 steps
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+# --- sampling and state -----------------------------------------------------------------------------
+
+def test_sampler_is_a_function_of_seed_and_epoch_and_resumes_mid_epoch():
+    sampler = EpochSampler(10, shuffle=True, seed=3, batch_size=3)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    assert sorted(full) == list(range(10))
+    sampler.set_epoch(2, start_batch=2)
+    assert list(sampler) == full[6:]
+    sampler.set_epoch(3)
+    assert list(sampler) != full
+
+
+@pytest.mark.parametrize("n, world", [(10, 2), (7, 3), (5, 4)])
+def test_sampler_shards_cover_the_data(n, world):
+    train = [EpochSampler(n, shuffle=True, seed=0, rank=r, world_size=world, pad=True) for r in range(world)]
+    lengths = {len(list(s)) for s in train}
+    assert len(lengths) == 1  # equal step counts on every rank (DDP)
+    assert set().union(*(set(s) for s in train)) == set(range(n))
+    evaluation = [EpochSampler(n, shuffle=False, rank=r, world_size=world, pad=False) for r in range(world)]
+    merged = sorted(i for s in evaluation for i in s)
+    assert merged == list(range(n))  # each sample exactly once
+
+
+def test_rng_state_round_trip():
+    torch.manual_seed(1)
+    np.random.seed(1)
+    state = capture_rng_state()
+    expected = (torch.rand(3), np.random.rand(3))
+    torch.rand(5)
+    np.random.rand(5)
+    restore_rng_state(state)
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.rand(3), expected[1])
+
+
+def test_training_state_loads_with_weights_only(tmp_path):
+    cfg = tiny_config("fe2e_small")
+    model = create_model(cfg.model, text_pretrained=False)
+    optimizer = build_optimizer(model, cfg)
+    loss = model(dummy_batch(cfg.model, tokenizer=model.tokenizer)).logits.sum()
+    loss.backward()
+    optimizer.step()
+    loop = LoopState(epoch=3, global_step=7, best_metric=0.5)
+    save_training_state(tmp_path, loop=loop, optimizer=optimizer, scheduler=None, scaler=None,
+                        rng={"per_rank": [capture_rng_state()]})
+    payload = load_training_state(tmp_path)
+    assert payload["loop"].epoch == 3 and payload["loop"].global_step == 7
+    fresh = build_optimizer(model, cfg)
+    fresh.load_state_dict(payload["optimizer"])
+    assert fresh.state_dict()["state"].keys() == optimizer.state_dict()["state"].keys()
+
+
+def test_training_state_with_pickled_code_is_refused(tmp_path):
+    torch.save({"format": 1, "evil": print}, tmp_path / "training_state.pt")
+    with pytest.raises(ValueError, match="training_state.pt"):
+        load_training_state(tmp_path)
+
+
+def test_atomic_directory_replaces_or_leaves_untouched(tmp_path):
+    target = tmp_path / "last"
+    with atomic_directory(target) as tmp:
+        (tmp / "a.txt").write_text("one")
+    with pytest.raises(RuntimeError):
+        with atomic_directory(target) as tmp:
+            (tmp / "a.txt").write_text("two")
+            raise RuntimeError("crash while writing")
+    assert (target / "a.txt").read_text() == "one"
+    with atomic_directory(target) as tmp:
+        (tmp / "a.txt").write_text("three")
+    assert (target / "a.txt").read_text() == "three"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
+    assert find_resumable(tmp_path) is None  # no training state inside
+
+
+# --- CLI errors ------------------------------------------------------------------------------------------
+
+def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mesm_core.train", *args], cwd=cwd, capture_output=True,
+                          text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--preset", "nope"], "unknown preset 'nope'"),
+        (["--set", "train.nonsense=1"], "no field 'nonsense'"),
+        (["--set", "train.lr"], "not of the form"),
+        (["--set", "train.lr=abc"], "train.lr"),
+        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--resume"], "--resume needs --out"),
+        (["--device", "tpu"], "invalid choice"),
+    ],
+)
+def test_cli_rejects_bad_arguments_before_doing_work(args, message):
+    result = _cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "usage:" in result.stderr
+
+
+def _main(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process (no interpreter start-up); returns (exit code, stdout, stderr)."""
+    from mesm_core.train import main
+
+    try:
+        code = main(list(args))
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_missing_data_dir(tmp_path, capsys):
+    code, _, err = _main(capsys, "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run"))
+    assert code == 2 and "no such directory" in err
+    code, _, err = _main(capsys, "--data", str(tmp_path), "--out", str(tmp_path / "run"))
+    assert code == 2 and "not a preprocessed cache" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cli_cuda_without_cuda(tmp_path, capsys):
+    code, _, err = _main(capsys, "--device", "cuda", "--data", str(tmp_path), "--out", str(tmp_path / "run"))
+    assert code == 2 and "CUDA is not available" in err
+
+
+# --- whole runs on a tiny cache ---------------------------------------------------------------------------
+
+def _train(cfg: RunConfig, cache: Path, run_dir: Path, **options):
+    from mesm_core.training import TrainOptions, run_training
+
+    defaults = dict(device="cpu", text_pretrained=False, progress=False, tensorboard=False, evaluate_test=False)
+    defaults.update(options)
+    return run_training(cfg, TrainOptions(run_dir=run_dir, cache_dir=cache, **defaults))
+
+
+def _weights(directory: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(directory / "model.safetensors"))
+
+
+def _assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny_cache")
+    return make_tiny_cache(root, get_preset("mesm_small").model.classes, {"train": 6, "valid": 5, "test": 5})
+
+
+@pytest.fixture(scope="module")
+def straight_run(tiny_cache, tmp_path_factory) -> Path:
+    """Two uninterrupted epochs (3 steps each with batch 2)."""
+    run = tmp_path_factory.mktemp("straight") / "run"
+    result = _train(tiny_config("mesm_small", ["train.epochs=2", "train.batch_size=2"]), tiny_cache, run,
+                    evaluate_test=True)
+    assert result.exit_code == 0 and not result.interrupted
+    return run
+
+
+def test_run_writes_checkpoints_logs_and_config(straight_run, tiny_cache):
+    from mesm_core.checkpoint import load_checkpoint
+    from mesm_core.config import run_config_from_dict
+    from mesm_core.training.log import read_metrics_log
+
+    saved = run_config_from_dict(json.loads((straight_run / "config.json").read_text()))
+    assert saved.train.epochs == 2 and saved.model.text_model == "tiny-random"
+    log = read_metrics_log(straight_run)
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert {"train_loss", "valid", "lr", "seconds", "flops_per_utterance", "kept_flops_fraction"} <= set(log[0])
+    assert 0 < log[0]["kept_flops_fraction"] < 1  # MESM skips part of the sparse blocks
+    model, info = load_checkpoint(straight_run / "best")
+    assert info.thresholds is not None and len(info.thresholds) == 6
+    assert all(0.05 <= t <= 0.95 for t in info.thresholds)
+    assert info.metadata["validation"]["split"] == "valid"
+    test = json.loads((straight_run / "test_metrics.json").read_text())
+    assert test["thresholds"] == pytest.approx(info.thresholds)  # test uses validation thresholds
+    assert test["n_samples"] == 5
+
+
+@pytest.mark.parametrize("stop_after_step", [1, 4])
+def test_interrupt_and_resume_equals_uninterrupted(straight_run, tiny_cache, tmp_path, stop_after_step):
+    """A stop request mid-epoch (what SIGINT/SIGTERM do) saves RUN/last; --resume finishes identically."""
+    cfg = tiny_config("mesm_small", ["train.epochs=2", "train.batch_size=2"])
+    run = tmp_path / "run"
+
+    def stop(trainer, state):
+        if state.global_step == stop_after_step:
+            trainer.stop_requested, trainer.stop_signal = True, "SIGTERM"
+
+    first = _train(cfg, tiny_cache, run, step_callback=stop)
+    assert first.interrupted and first.exit_code == 143
+    assert first.state.global_step == stop_after_step
+    second = _train(cfg, tiny_cache, run, resume=True)
+    assert not second.interrupted and second.state.global_step == 6
+    _assert_same_weights(straight_run / "last", run / "last")
+    _assert_same_weights(straight_run / "best", run / "best")
+
+
+def test_resume_with_more_epochs_equals_uninterrupted(straight_run, tiny_cache, tmp_path):
+    run = tmp_path / "run"
+    _train(tiny_config("mesm_small", ["train.epochs=1", "train.batch_size=2"]), tiny_cache, run)
+    result = _train(tiny_config("mesm_small", ["train.epochs=2", "train.batch_size=2"]), tiny_cache, run, resume=True)
+    assert result.state.epoch == 2
+    _assert_same_weights(straight_run / "last", run / "last")
+
+
+def test_non_finite_loss_stops_without_a_checkpoint(tmp_path):
+    from mesm_core.training import NonFiniteLossError
+
+    cache = make_tiny_cache(tmp_path, get_preset("fe2e_small").model.classes, {"train": 4, "valid": 2})
+    # Poison every training record's audio: log(NaN) → NaN logits → NaN loss at the first step.
+    from mesm_core.data.cache import cache_entries, load_record, save_record
+
+    for entry in cache_entries(cache, "train"):
+        record = load_record(cache / entry["file"])
+        record.mel[:] = np.nan
+        save_record(record, cache / entry["file"])
+    with pytest.raises(NonFiniteLossError, match="at step 1 "):
+        _train(tiny_config("fe2e_small"), cache, tmp_path / "run")
+    assert not (tmp_path / "run" / "last").exists() and not (tmp_path / "run" / "best").exists()
+
+
+def test_cli_trains_and_refuses_to_overwrite(tiny_cache, tmp_path, capsys):
+    args = ["--preset", "fe2e_small", "--data", str(tiny_cache), "--out", str(tmp_path / "run"), "--device", "cpu",
+            "--random-text-weights", "--no-progress", "--max-steps", "2", "--num-workers", "0"]
+    args += [a for item in TINY_OVERRIDES for a in ("--set", item)]
+    code, out, err = _main(capsys, *args)
+    assert code == 0, err
+    assert "reached --max-steps 2" in out
+    assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
+    assert (tmp_path / "run" / "test_metrics.json").is_file()
+    code, _, err = _main(capsys, *args)
+    assert code == 2 and "already holds a run" in err
+    code, _, err = _main(capsys, "--resume", "--out", str(tmp_path / "run"), "--set", "train.lr=1")
+    assert code == 2 and "cannot change it" in err
