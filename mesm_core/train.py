@@ -130,9 +130,33 @@ def ensure_synthetic_cache(source: Path = DEFAULT_SYNTHETIC_SOURCE, cache: Path 
     return cache
 
 
+def _train_baseline(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Two-phase baselines (lf_lstm, lf_trans, emoembs, mult) train on a feature cache
+    (``python -m mesm_core.features build``), through their own loop with the same metrics and thresholds."""
+    from mesm_core import baseline_train
+
+    if args.data is None:
+        parser.error(f"--data FEATURE_CACHE is required for the baseline preset {args.preset!r}")
+    out = args.out or Path("runs") / f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    forwarded = ["--preset", args.preset, "--features", str(args.data), "--run-dir", str(out)]
+    if args.seed is not None:
+        forwarded += ["--seed", str(args.seed)]
+    if args.epochs is not None:
+        forwarded += ["--epochs", str(args.epochs)]
+    if args.device not in (None, "auto"):
+        forwarded += ["--device", args.device]
+    for item in args.overrides or []:
+        forwarded += ["--set", item]
+    return baseline_train.main(forwarded)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from mesm_core.baseline_presets import is_baseline_preset
+
+    if args.preset and is_baseline_preset(args.preset):
+        return _train_baseline(args, parser)
     _positive(parser, "--epochs", args.epochs)
     _positive(parser, "--max-steps", args.max_steps)
     _positive(parser, "--num-workers", args.num_workers, minimum=0)

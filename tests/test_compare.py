@@ -130,3 +130,14 @@ def test_baseline_train_cli(feature_cache, tmp_path, capsys):
     saved = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
     assert saved["config"]["train"]["seed"] == 3 and saved["config"]["model"]["faithful_padding"] is True
     assert "test (validation thresholds)" in capsys.readouterr().out
+
+
+def test_main_train_cli_dispatches_baseline_presets(feature_cache, tmp_path):
+    """``python -m mesm_core.train --preset lf_trans --data FEATURE_CACHE`` trains the baseline."""
+    from mesm_core.train import main as train_main
+
+    code = train_main(["--preset", "lf_trans", "--data", str(feature_cache), "--out", str(tmp_path / "run"),
+                       "--epochs", "1", "--seed", "2", "--device", "cpu", "--set", "model.mask_text=false"])
+    assert code == 0
+    saved = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
+    assert saved["config"]["train"]["seed"] == 2 and saved["config"]["model"]["mask_text"] is False
