@@ -62,9 +62,12 @@ class ModelConfig:
     # MESM only.
     top_p: float = 0.7
     sparse_backend: Literal["auto", "spconv", "masked"] = "auto"
-    # "trained": the attention gets a gradient (see docs/deviations.md);
-    # "reference": detached selection, weights never applied (the original code's behaviour).
-    attention_mode: Literal["trained", "reference"] = "trained"
+    # How the attention gets a gradient (see docs/deviations.md, "Models"):
+    # "trained": kept features are scaled by their attention renormalised over the kept cells (× |kept|);
+    # "straight_through": the forward pass is the plain masked features (as in the paper), the backward pass
+    #   gets the gradient of that scaling (a straight-through estimator), so p = 1 computes exactly the dense CNN;
+    # "reference": detached selection, weights never applied (the original code's behaviour: no gradient).
+    attention_mode: Literal["trained", "straight_through", "reference"] = "trained"
     # Reproduce the reference's block-1 coordinate/feature order bug (only with attention_mode="reference").
     reference_block1_bug: bool = False
     modalities: tuple[str, ...] = MODALITIES

@@ -159,6 +159,25 @@ def test_reference_mode_gives_attention_no_gradient(seeded):
     _check_grads(model, out.logits.sum(), expect_attention_grad=False)
 
 
+def test_straight_through_trains_attention_but_computes_plain_masking(seeded):
+    """Forward = the paper's plain masked features (same logits as reference mode); backward reaches the attention."""
+    model = mesm_core.create_model(
+        "mesm_small", text_pretrained=False, **tiny_text(attention_mode="straight_through", sparse_backend="masked")
+    )
+    batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
+    out = model.train()(batch)
+    _check_grads(model, out.logits.sum(), expect_attention_grad=True)
+    model.eval()
+    with torch.no_grad():
+        straight = model(batch, top_p=0.6).logits
+        model.config = dataclasses.replace(model.config, attention_mode="reference")
+        reference = model(batch, top_p=0.6).logits
+        model.config = dataclasses.replace(model.config, attention_mode="trained")
+        scaled = model(batch, top_p=0.6).logits
+    torch.testing.assert_close(straight, reference)
+    assert not torch.allclose(straight, scaled)
+
+
 def test_reference_block1_bug_scrambles_frames():
     x = torch.arange(4.0).view(2, 1, 1, 2)           # 2 frames, 1 channel, 1×2 grid, values 0 1 | 2 3
     kept = torch.ones(2, 1, 2, dtype=torch.bool)

@@ -10,6 +10,8 @@ Attention modes (docs/deviations.md, "Models"):
   * ``"trained"`` (default): kept features are multiplied by their attention renormalised over the
     kept cells of their frame times the number of kept cells, w_j = |K| · a_j / Σ_{i∈K} a_i, so the
     attention gets a gradient; uniform attention (or a single kept cell) leaves features unchanged.
+  * ``"straight_through"``: the forward pass uses the plain masked features (the paper's computation, so
+    p = 1 is exactly the dense CNN); the backward pass uses the gradient of the ``"trained"`` weighting.
   * ``"reference"``: the original code: selection on a detached copy, weights never applied, so the
     attention layers get no gradient; ``reference_block1_bug`` also reproduces the block-1
     coordinate/feature order scramble (reference §2.6).
@@ -90,7 +92,11 @@ class SparseStage(nn.Module):
                 kept_probs = probs * kept.to(probs.dtype)
                 mass = kept_probs.sum(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny)
                 n_kept = kept.sum(dim=(1, 2), keepdim=True).to(probs.dtype)
-                x_in = x * (kept_probs / mass * n_kept)[:, None].to(x.dtype)
+                weight = kept_probs / mass * n_kept
+                if attention_mode == "straight_through":
+                    # Forward: weight ≡ 1 on kept cells (plain masking); backward: d weight / d attention.
+                    weight = weight - weight.detach() + kept.to(weight.dtype)
+                x_in = x * weight[:, None].to(x.dtype)
             counts.append(SparseBlockCounts(
                 index=index + 1, c_in=block.in_channels, c_out=block.out_channels,
                 attention_hidden=attention.hidden, query_dim=attention.query_dim, n_items=n, grid=grid,
@@ -116,8 +122,10 @@ class MESM(MultimodalModel):
     def __init__(self, config: ModelConfig, text_pretrained: bool = True) -> None:
         if config.n_sparse_blocks < 1:
             raise ValueError("MESM needs n_sparse_blocks >= 1")
-        if config.attention_mode not in ("trained", "reference"):
-            raise ValueError(f"attention_mode must be 'trained' or 'reference', got {config.attention_mode!r}")
+        if config.attention_mode not in ("trained", "straight_through", "reference"):
+            raise ValueError(
+                f"attention_mode must be 'trained', 'straight_through' or 'reference', got {config.attention_mode!r}"
+            )
         if config.reference_block1_bug and config.attention_mode != "reference":
             raise ValueError("reference_block1_bug=True needs attention_mode='reference'")
         check_top_p(config.top_p)
