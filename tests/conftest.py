@@ -32,3 +32,12 @@ def seeded() -> None:
 def tiny_text(**overrides):
     """create_model overrides for fast tests: the 2-layer random BERT text encoder."""
     return {"text_model": "tiny-random", **overrides}
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread, as the app runs: much faster on shared cores (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import torch
 
 from tests.test_predict import TRANSCRIPT, make_checkpoint, make_face_clip
 
@@ -26,12 +25,8 @@ def _digest(path: str) -> str:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread, as the app runs: much faster on shared cores (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_torch_thread(one_torch_thread):
+    """The app's threading (see tests/conftest.py::one_torch_thread) for every test here."""
 
 
 @pytest.fixture(scope="module")
