@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from mesm_core.config import DataConfig, ModelConfig
+from mesm_core.jsonio import json_default
 from mesm_core.types import Batch, ClipRecord, FlopsReport
 
 __all__ = [
@@ -516,14 +517,6 @@ def sweep_top_p(
 
 # --- report --------------------------------------------------------------------------------------
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def write_report(
@@ -555,7 +548,7 @@ def write_report(
     body["files"] = files
     path = out / "report.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(body, indent=2, default=_json_default))
+    tmp.write_text(json.dumps(body, indent=2, default=json_default))
     tmp.replace(path)
     return path
 

@@ -32,6 +32,7 @@ from mesm_core.config import DataConfig, to_dict
 from mesm_core.data.clip import ClipJob
 from mesm_core.data.errors import ClipError, CorruptRecordError, DataSourceError
 from mesm_core.data.faces import FaceDetector
+from mesm_core.jsonio import json_default
 from mesm_core.types import ClipRecord
 
 CACHE_VERSION = 1
@@ -58,16 +59,6 @@ def record_path(cache_dir: str | Path, clip_id: str) -> Path:
     return Path(cache_dir) / RECORDS_DIR / record_filename(clip_id)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _atomic_write_bytes(path: Path, writer) -> None:
@@ -107,7 +98,7 @@ def save_record(record: ClipRecord, path: str | Path) -> Path:
         "face_detected": np.asarray(record.face_detected, bool),
         "frame_times": np.asarray(record.frame_times, np.float32),
         "mel": np.asarray(record.mel, np.float32),
-        "info": np.array(json.dumps(info, default=_json_default, ensure_ascii=False)),
+        "info": np.array(json.dumps(info, default=json_default, ensure_ascii=False)),
     }
     if record.labels is not None:
         arrays["labels"] = np.asarray(record.labels, np.float32)
@@ -199,7 +190,7 @@ def read_manifest(cache_dir: str | Path) -> dict[str, dict]:
 
 def append_manifest(path: Path, entry: dict) -> None:
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry, default=_json_default, ensure_ascii=False) + "\n")
+        handle.write(json.dumps(entry, default=json_default, ensure_ascii=False) + "\n")
         handle.flush()
 
 

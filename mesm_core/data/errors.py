@@ -61,28 +61,24 @@ class DataSourceError(ValueError):
     """A dataset source (root folder, labels file, split lists) is missing or malformed."""
 
 
-class CorruptRecordError(ValueError):
+class _FileError(ValueError):
+    """An error about one file: message "<file>: <reason>", picklable across worker processes."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.reason))
+
+
+class CorruptRecordError(_FileError):
     """A cached record file cannot be read back; names the file."""
 
-    def __init__(self, path: str | Path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
-    def __reduce__(self):
-        return (type(self), (self.path, self.reason))
-
-
-class UnsafePickleError(ValueError):
+class UnsafePickleError(_FileError):
     """A pickle file asked for a class outside the allow-list (see ``safe_pickle``)."""
-
-    def __init__(self, path: str | Path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-    def __reduce__(self):
-        return (type(self), (self.path, self.reason))
 
 
 __all__ = [
