@@ -23,7 +23,10 @@ from torch import nn
 
 from mesm_core.config import CONFIG_VERSION, RunConfig, run_config_from_dict, to_dict
 
-__all__ = ["CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "resolve_checkpoint_dir"]
+__all__ = [
+    "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_checkpoint_weights",
+    "resolve_checkpoint_dir",
+]
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -212,6 +215,39 @@ def _read_config(path: Path) -> dict:
     return cfg
 
 
+def _read_run_config(path: Path, cfg: dict) -> RunConfig:
+    config_file = path / CONFIG_FILE
+    try:
+        return run_config_from_dict(
+            {k: cfg[k] for k in ("version", "preset", "model", "data", "train") if k in cfg}, where=str(config_file)
+        )
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{config_file}: {exc}") from exc
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights_file = path / WEIGHTS_FILE
+    if not weights_file.is_file():
+        raise CheckpointError(f"{weights_file}: missing")
+    try:
+        return load_file(str(weights_file), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights_file}: unreadable safetensors file ({exc})") from exc
+
+
+def read_checkpoint_weights(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], RunConfig, Path]:
+    """(tensors on CPU, the saved RunConfig, the resolved checkpoint directory) without building a model.
+
+    For warm starts and teachers (``mesm_core.models.warm_start``). Raises :class:`CheckpointError`.
+    """
+    path = resolve_checkpoint_dir(directory)
+    cfg = _read_config(path)
+    return _read_tensors(path), _read_run_config(path, cfg), path
+
+
 def load_checkpoint(
     directory: str | os.PathLike, map_location: str | torch.device = "cpu", sparse_backend: str | None = None
 ) -> tuple[nn.Module, CheckpointInfo]:
@@ -222,21 +258,13 @@ def load_checkpoint(
     :class:`CheckpointError` naming the file for a missing file, bad JSON, unknown config version or
     fields, missing/unexpected weight keys or shape mismatches.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     from mesm_core.models.factory import build_model
     from mesm_core.models.text import TextLoadError
 
     path = resolve_checkpoint_dir(directory)
     cfg = _read_config(path)
     config_file = path / CONFIG_FILE
-    try:
-        run_cfg = run_config_from_dict(
-            {k: cfg[k] for k in ("version", "preset", "model", "data", "train") if k in cfg}, where=str(config_file)
-        )
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{config_file}: {exc}") from exc
+    run_cfg = _read_run_config(path, cfg)
     model_cfg = run_cfg.model
     if sparse_backend is not None:
         model_cfg.sparse_backend = sparse_backend  # type: ignore[assignment]
@@ -255,12 +283,7 @@ def load_checkpoint(
         )
 
     weights_file = path / WEIGHTS_FILE
-    if not weights_file.is_file():
-        raise CheckpointError(f"{weights_file}: missing")
-    try:
-        tensors = load_file(str(weights_file), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{weights_file}: unreadable safetensors file ({exc})") from exc
+    tensors = _read_tensors(path)
     expected = {k: v for k, v in model.state_dict().items() if stored or not k.startswith(TEXT_PREFIX)}
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

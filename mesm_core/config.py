@@ -62,14 +62,24 @@ class ModelConfig:
     # MESM only.
     top_p: float = 0.7
     sparse_backend: Literal["auto", "spconv", "masked"] = "auto"
-    # How the attention gets a gradient (see docs/deviations.md, "Models"):
+    # How the attention gets a gradient (see docs/deviations.md, "Models" and "Selection training"):
     # "trained": kept features are scaled by their attention renormalised over the kept cells (× |kept|);
-    # "straight_through": the forward pass is the plain masked features (as in the paper), the backward pass
-    #   gets the gradient of that scaling (a straight-through estimator), so p = 1 computes exactly the dense CNN;
+    # "straight_through": the forward pass is the plain masked features (as in the paper, so p = 1 computes
+    #   exactly the dense CNN); in training the hard keep mask carries a surrogate gradient to every active
+    #   cell, dropped ones included (models/keep_gate.py; trains on the masked backend);
     # "reference": detached selection, weights never applied (the original code's behaviour: no gradient).
-    attention_mode: Literal["trained", "straight_through", "reference"] = "trained"
+    attention_mode: Literal["trained", "straight_through", "reference"] = "straight_through"
     # Reproduce the reference's block-1 coordinate/feature order bug (only with attention_mode="reference").
     reference_block1_bug: bool = False
+    # Attention scorer: "cell" (the paper's, per cell) or "context" (3×3 conv + the frame's mean feature).
+    attention_scorer: Literal["cell", "context"] = "cell"
+    # Average scores over k×k windows of active cells before the softmax (0 = off; odd k >= 3).
+    attention_smoothing: int = 0
+    # Training-only knobs of the straight-through keep gate (no effect on the forward pass or on inference):
+    # the surrogate's temperature T, and the weight λ / power γ of the self-distilled saliency target.
+    keep_temperature: float = 1.0
+    saliency_weight: float = 0.0
+    saliency_power: float = 2.0
     modalities: tuple[str, ...] = MODALITIES
 
 
@@ -109,6 +119,23 @@ class TrainConfig:
     loss: Literal["bce"] = "bce"
     seed: int = 0
     select_metric: str = "f1"
+    # --- MESM selection training (docs/training.md, "Training the selection"); all off by default ---
+    # Warm start: a checkpoint (FE2E or MESM) whose weights initialise the model (set by --init-from).
+    init_from: str = ""
+    # Keep-rate schedule: train at p = 1 for `top_p_warmup_epochs`, then anneal p to model.top_p along a
+    # half-cosine over `top_p_anneal_epochs` (fractions of an epoch allowed; 0 and 0 = model.top_p throughout).
+    top_p_warmup_epochs: float = 0.0
+    top_p_anneal_epochs: float = 0.0
+    # Keep band: per block and frame, penalise a nucleus that would keep fewer than `keep_min_fraction` or
+    # more than `keep_max_fraction` of the active cells: weight · mean(relu(mass(top ⌈ρ_min·N⌉) − p)² +
+    # relu(p − mass(top ⌈ρ_max·N⌉))²). 0 / 1 switch a side off.
+    keep_min_fraction: float = 0.0
+    keep_max_fraction: float = 1.0
+    keep_band_weight: float = 10.0
+    # Distillation from a dense teacher checkpoint (e.g. the FE2E the run starts from): BCE of the student's
+    # logits against the teacher's probabilities, weight `distill_weight` (the task loss keeps weight 1).
+    distill_from: str = ""
+    distill_weight: float = 0.0
 
 
 @dataclass

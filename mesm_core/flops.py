@@ -5,8 +5,10 @@ Convention (FLOPs = 2 × multiply-adds; the same as ``torch.utils.flop_counter``
     as FlopCounterMode counts them);
   * submanifold sparse conv 3×3: 2·C_in·C_out·Σ_{active output cells} #active neighbours (self included);
     its ``dense`` counterpart is the 9-neighbour dense count over all cells;
-  * cross-modal attention: per scored cell 2·(C·k + k) (W_m and w_a) plus 2·d·k per frame (W_q);
-    ``dense`` = every cell of the frame, ``actual`` = the active cells that were scored;
+  * cross-modal attention: per scored cell 2·(K²·C·k + k) (W_m over a K×K window, K = 1 for the paper's
+    per-cell scorer and 3 for the context scorer, and w_a) plus 2·d·k per frame (W_q) and, for the
+    context scorer, 2·C·k per frame (W_g); ``dense`` = every cell of the frame, ``actual`` = the active
+    cells that were scored;
   * max-pools, BatchNorm, ReLU, tanh, softmax and the nucleus sort are not counted (all O(cells·C),
     < 0.5 % of the convs).
 Flatten MLPs, temporal Transformers and the text encoder are not feature extraction and are not
@@ -85,6 +87,8 @@ class SparseBlockCounts:
     grid: tuple[int, int]     # (H, W) of the block input
     scored_cells: torch.Tensor    # active cells the attention scored
     neighbour_sum: torch.Tensor   # active_neighbour_count(kept)
+    attention_kernel: int = 1     # K of W_m (1: the paper's per-cell scorer; 3: context scorer)
+    attention_global: bool = False  # context scorer: W_g on the frame's mean feature
 
 
 def sparse_block_rows(modality: str, counts: list[SparseBlockCounts]) -> tuple[list[FlopsRow], list[tuple[FlopsRow, torch.Tensor]]]:
@@ -97,8 +101,8 @@ def sparse_block_rows(modality: str, counts: list[SparseBlockCounts]) -> tuple[l
     for c in counts:
         h, w = c.grid
         cells = float(c.n_items * h * w)
-        per_cell = 2.0 * (c.c_in * c.attention_hidden + c.attention_hidden)
-        query = 2.0 * c.query_dim * c.attention_hidden * c.n_items
+        per_cell = 2.0 * (c.attention_kernel ** 2 * c.c_in * c.attention_hidden + c.attention_hidden)
+        query = 2.0 * (c.query_dim + (c.c_in if c.attention_global else 0)) * c.attention_hidden * c.n_items
         attention = FlopsRow(modality, f"attention{c.index}", per_cell * cells + query, 0.0)
         pending.append((attention, c.scored_cells.float() * per_cell + query))
         macs_per_neighbour = c.c_in * c.c_out + c.c_out * c.c_out

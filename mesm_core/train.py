@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=None, help="train.epochs (may be raised on --resume)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="stop after this many optimizer steps in total (smoke tests); the cut epoch is validated")
+    parser.add_argument("--init-from", type=Path, default=None, metavar="CHECKPOINT",
+                        help="warm start: initialise from a trained FE2E or MESM checkpoint (train.init_from; "
+                        "FE2E's last dense blocks become MESM's sparse blocks, docs/training.md)")
+    parser.add_argument("--distill-from", type=Path, default=None, metavar="CHECKPOINT",
+                        help="dense teacher checkpoint for distillation (train.distill_from; set train.distill_weight)")
     parser.add_argument("--num-workers", type=int, default=None, help="data loader workers (data.num_workers)")
     parser.add_argument("--random-text-weights", action="store_true",
                         help="build the text encoder with random weights (offline tests; not for real training)")
@@ -65,7 +70,8 @@ def resolve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         config_path = args.out / "config.json"
         if not config_path.is_file():
             parser.error(f"--resume: {config_path} does not exist (not a run directory)")
-        changing = [flag for flag, value in (("--preset", args.preset), ("--seed", args.seed)) if value is not None]
+        changing = [flag for flag, value in (("--preset", args.preset), ("--seed", args.seed), ("--init-from", args.init_from),
+                                             ("--distill-from", args.distill_from)) if value is not None]
         if args.overrides:
             changing.append("--set")
         if changing:
@@ -86,6 +92,16 @@ def resolve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
             parser.error(f"--set: {exc}")
         if args.seed is not None:
             cfg.train.seed = args.seed
+        for flag, value, name in (("--init-from", args.init_from, "init_from"), ("--distill-from", args.distill_from, "distill_from")):
+            if value is not None:
+                from mesm_core.checkpoint import CheckpointError, resolve_checkpoint_dir
+
+                try:
+                    setattr(cfg.train, name, str(resolve_checkpoint_dir(value)))
+                except CheckpointError as exc:
+                    parser.error(f"{flag}: {exc}")
+        if cfg.train.distill_from and cfg.train.distill_weight <= 0:
+            cfg.train.distill_weight = 1.0
     if args.epochs is not None:
         cfg.train.epochs = args.epochs
     if args.num_workers is not None:
@@ -111,6 +127,18 @@ def _check_config(cfg: RunConfig, parser: argparse.ArgumentParser) -> None:
         problems.append(f"train.loss must be bce (got {train.loss!r})")
     if train.select_metric not in ("accuracy", "weighted_accuracy", "precision", "recall", "f1", "auc"):
         problems.append(f"train.select_metric {train.select_metric!r} is not a metric name")
+    for name in ("top_p_warmup_epochs", "top_p_anneal_epochs", "distill_weight"):
+        if getattr(train, name) < 0:
+            problems.append(f"train.{name} must be >= 0 (got {getattr(train, name)})")
+    if not 0 <= train.keep_min_fraction <= train.keep_max_fraction <= 1:
+        problems.append(f"train.keep_min_fraction and keep_max_fraction must satisfy 0 <= min <= max <= 1 "
+                        f"(got {train.keep_min_fraction}, {train.keep_max_fraction})")
+    model = cfg.model
+    if model.keep_temperature <= 0:
+        problems.append(f"model.keep_temperature must be > 0 (got {model.keep_temperature})")
+    if model.saliency_weight < 0 or model.saliency_power <= 0:
+        problems.append(f"model.saliency_weight must be >= 0 and model.saliency_power > 0 "
+                        f"(got {model.saliency_weight}, {model.saliency_power})")
     if cfg.data.num_workers < 0:
         problems.append(f"data.num_workers must be >= 0 (got {cfg.data.num_workers})")
     if problems:

@@ -126,9 +126,40 @@ class SparseBlockTrace:
 
 
 @dataclass
+class SelectionState:
+    """One sparse block's selection in training, kept with its graph for the selection losses.
+
+    log_probs  float (N, H, W)  attention log-probabilities (-inf on inactive cells), differentiable
+    kept       bool  (N, H, W)  the nucleus mask
+    active     bool  (N, H, W)  cells active before this block's selection
+    """
+
+    log_probs: torch.Tensor
+    kept: torch.Tensor
+    active: torch.Tensor
+
+
+@dataclass
+class SparseStageOutput:
+    """What a model's sparse stage returns for one modality (FE2E: the dense features unchanged).
+
+    features    (N, C', H', W') map handed to the flatten MLP (zero off the active cells for MESM)
+    counts      per-block ``mesm_core.flops.SparseBlockCounts`` for the FLOPs report
+    traces      per-block :class:`SparseBlockTrace` when ``return_trace=True``, else None
+    selections  per-block :class:`SelectionState` in training mode, else empty
+    """
+
+    features: torch.Tensor
+    counts: list = field(default_factory=list)
+    traces: list[SparseBlockTrace] | None = None
+    selections: list[SelectionState] = field(default_factory=list)
+
+
+@dataclass
 class ModelOutput:
     logits: torch.Tensor                                     # (B, C)
     modality_logits: dict[str, torch.Tensor]                 # name → (B, C)
     fusion_weights: torch.Tensor                             # (M,) in the order of modality_logits
     flops: FlopsReport
     trace: dict[str, list[SparseBlockTrace]] | None = None   # modality → blocks (MESM, return_trace=True)
+    selections: dict[str, list[SelectionState]] = field(default_factory=dict)  # modality → blocks (MESM, training)

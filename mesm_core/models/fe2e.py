@@ -15,11 +15,11 @@ import torch
 from torch import nn
 
 from mesm_core.config import MODALITIES, ModelConfig
-from mesm_core.flops import build_report, dense_cnn_rows
+from mesm_core.flops import build_report, dense_cnn_rows, sparse_block_rows
 from mesm_core.models.temporal import TemporalEncoder
 from mesm_core.models.text import TextEncoder, TextTokenizer, build_text_encoder
 from mesm_core.models.vgg import FlattenProjection, VGGEncoder, encoder_geometry
-from mesm_core.types import Batch, FlopsRow, ModelOutput
+from mesm_core.types import Batch, FlopsRow, ModelOutput, SparseStageOutput
 
 __all__ = ["ModalityBranch", "MultimodalModel", "FE2E", "AUDIO_LOG_EPS"]
 
@@ -164,9 +164,9 @@ class MultimodalModel(nn.Module):
 
     def _sparse_stage(
         self, modality: str, dense: torch.Tensor, query: torch.Tensor | None, top_p: float | None, return_trace: bool
-    ) -> tuple[torch.Tensor, list[FlopsRow], list, list | None]:
-        """FE2E: the dense features go straight to the flatten MLP. Returns (features, rows, pending, trace)."""
-        return dense, [], [], None
+    ) -> SparseStageOutput:
+        """FE2E: the dense features go straight to the flatten MLP."""
+        return SparseStageOutput(features=dense)
 
     def forward_prepared(
         self,
@@ -183,6 +183,7 @@ class MultimodalModel(nn.Module):
         rows: list[FlopsRow] = []
         pending: list = []
         trace: dict | None = {} if return_trace else None
+        selections: dict = {}
         for m, branch in self.branches.items():
             x, lengths = self._inputs(batch, m)
             rows += dense_cnn_rows(m, x.shape[0], branch.in_channels, branch.input_hw, self.config, branch.n_dense_blocks)
@@ -190,11 +191,15 @@ class MultimodalModel(nn.Module):
             if text_cls is not None and self.text_encoder is not None:
                 utterance = torch.repeat_interleave(torch.arange(lengths.shape[0], device=lengths.device), lengths)
                 query = text_cls[utterance.to(text_cls.device)]
-            features, stage_rows, stage_pending, stage_trace = self._sparse_stage(m, dense[m], query, top_p, return_trace)
+            stage = self._sparse_stage(m, dense[m], query, top_p, return_trace)
+            stage_rows, stage_pending = sparse_block_rows(m, stage.counts)
             rows += stage_rows
             pending += stage_pending
-            if trace is not None and stage_trace is not None:
-                trace[m] = stage_trace
+            if trace is not None and stage.traces is not None:
+                trace[m] = stage.traces
+            if stage.selections:
+                selections[m] = stage.selections
+            features = stage.features
             tokens = branch.projection(features) if features.shape[0] else features.new_zeros(0, self.config.trans_dim)
             logits[m] = branch.head(branch.temporal(tokens, lengths))
         stacked = torch.stack([logits[m] for m in self.modalities], dim=-1)  # (B, C, M)
@@ -205,6 +210,7 @@ class MultimodalModel(nn.Module):
             fusion_weights=self.fusion.weight.view(-1),
             flops=build_report(rows, pending),
             trace=trace if trace else None,
+            selections=selections,
         )
 
     def forward(self, batch: Batch, top_p: float | None = None, return_trace: bool = False) -> ModelOutput:

@@ -6,12 +6,13 @@ Per non-text modality: dense low-level CNN (stem + first VGG blocks), then for e
     submanifold sparse VGG block (+ sparse max-pool),
 and back to a dense map for the flatten MLP and temporal Transformer (as in FE2E).
 
-Attention modes (docs/deviations.md, "Models"):
-  * ``"trained"`` (default): kept features are multiplied by their attention renormalised over the
-    kept cells of their frame times the number of kept cells, w_j = |K| · a_j / Σ_{i∈K} a_i, so the
-    attention gets a gradient; uniform attention (or a single kept cell) leaves features unchanged.
-  * ``"straight_through"``: the forward pass uses the plain masked features (the paper's computation, so
-    p = 1 is exactly the dense CNN); the backward pass uses the gradient of the ``"trained"`` weighting.
+Attention modes (docs/deviations.md, "Models" and "Selection training"):
+  * ``"straight_through"`` (default): the forward pass is the paper's (plain masked features, so p = 1 is
+    exactly the dense CNN); in training the hard keep mask carries a surrogate gradient to every active
+    cell, dropped ones included (``models/keep_gate.py``), computed on the masked backend.
+  * ``"trained"``: kept features are multiplied by their attention renormalised over the kept cells of
+    their frame times the number of kept cells, w_j = |K| · a_j / Σ_{i∈K} a_i, so the attention gets a
+    gradient on kept cells only; uniform attention (or a single kept cell) leaves features unchanged.
   * ``"reference"``: the original code: selection on a detached copy, weights never applied, so the
     attention layers get no gradient; ``reference_block1_bug`` also reproduces the block-1
     coordinate/feature order scramble (reference §2.6).
@@ -23,12 +24,13 @@ import torch
 from torch import nn
 
 from mesm_core.config import ModelConfig
-from mesm_core.flops import SparseBlockCounts, active_neighbour_count, sparse_block_rows
+from mesm_core.flops import SparseBlockCounts, active_neighbour_count
 from mesm_core.models.attention import CrossModalAttention
 from mesm_core.models.fe2e import MultimodalModel
+from mesm_core.models.keep_gate import keep_gate
 from mesm_core.models.nucleus import check_top_p, nucleus_mask
 from mesm_core.models.sparse import SparseVGGBlock, get_backend, pool_mask
-from mesm_core.types import FlopsRow, SparseBlockTrace
+from mesm_core.types import SelectionState, SparseBlockTrace, SparseStageOutput
 
 __all__ = ["MESM", "SparseStage", "scramble_like_reference"]
 
@@ -45,18 +47,18 @@ def scramble_like_reference(x: torch.Tensor, kept: torch.Tensor) -> torch.Tensor
 
 
 class SparseStage(nn.Module):
-    """The attention + sparse blocks of one modality.
+    """The attention + sparse blocks of one modality: ``forward(x (N, C, H, W) dense, query (N, d), top_p, ...)``."""
 
-    ``forward(x (N, C, H, W) dense, query (N, d), top_p, ...) -> (y (N, C', H', W') dense, counts, traces)``.
-    """
-
-    def __init__(self, in_channels: int, block_channels: tuple[int, ...], pools: tuple[bool, ...], query_dim: int) -> None:
+    def __init__(
+        self, in_channels: int, block_channels: tuple[int, ...], pools: tuple[bool, ...], query_dim: int,
+        scorer: str = "cell", smoothing: int = 0,
+    ) -> None:
         super().__init__()
         self.attention = nn.ModuleList()
         self.blocks = nn.ModuleList()
         c_in = in_channels
         for c_out, pool in zip(block_channels, pools):
-            self.attention.append(CrossModalAttention(c_in, query_dim))
+            self.attention.append(CrossModalAttention(c_in, query_dim, scorer=scorer, smoothing=smoothing))
             self.blocks.append(SparseVGGBlock(c_in, c_out, pool))
             c_in = c_out
 
@@ -65,53 +67,62 @@ class SparseStage(nn.Module):
         x: torch.Tensor,
         query: torch.Tensor,
         top_p: float,
-        backend_name: str,
-        attention_mode: str,
-        block1_bug: bool,
+        config: ModelConfig,
         return_trace: bool,
-    ) -> tuple[torch.Tensor, list[SparseBlockCounts], list[SparseBlockTrace] | None]:
-        backend = get_backend(backend_name)
+    ) -> SparseStageOutput:
+        mode = config.attention_mode
+        # The keep gate multiplies every cell, dropped ones included: only the dense emulation can do that.
+        gated = mode == "straight_through" and self.training and torch.is_grad_enabled()
+        backend = get_backend("masked" if gated else config.sparse_backend)
         n = x.shape[0]
         active = torch.ones(n, x.shape[2], x.shape[3], dtype=torch.bool, device=x.device)
-        counts: list[SparseBlockCounts] = []
-        traces: list[SparseBlockTrace] | None = [] if return_trace else None
+        out = SparseStageOutput(features=x, counts=[], traces=[] if return_trace else None)
         for index, (attention, block) in enumerate(zip(self.attention, self.blocks)):
             grid = (x.shape[2], x.shape[3])
             restrict = None if index == 0 else active
-            if attention_mode == "reference":
+            if mode == "reference":
                 with torch.no_grad():
-                    probs = attention(x, query, restrict)
+                    log_probs = attention.log_probs(x, query, restrict)
             else:
-                probs = attention(x, query, restrict)
+                log_probs = attention.log_probs(x, query, restrict)
+            probs = log_probs.exp()
             kept = nucleus_mask(probs, top_p, restrict)
-            if attention_mode == "reference":
+            gate = None
+            if mode == "reference":
                 x_in = x * kept[:, None].to(x.dtype)
-                if block1_bug and index == 0:
+                if config.reference_block1_bug and index == 0:
                     x_in = scramble_like_reference(x_in, kept)
-            else:
+            elif mode == "trained":
                 kept_probs = probs * kept.to(probs.dtype)
                 mass = kept_probs.sum(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny)
                 n_kept = kept.sum(dim=(1, 2), keepdim=True).to(probs.dtype)
-                weight = kept_probs / mass * n_kept
-                if attention_mode == "straight_through":
-                    # Forward: weight ≡ 1 on kept cells (plain masking); backward: d weight / d attention.
-                    weight = weight - weight.detach() + kept.to(weight.dtype)
-                x_in = x * weight[:, None].to(x.dtype)
-            counts.append(SparseBlockCounts(
+                x_in = x * (kept_probs / mass * n_kept)[:, None].to(x.dtype)
+            else:
+                x_in = x
+                if gated:
+                    gate = keep_gate(log_probs, kept, active, config.keep_temperature,
+                                     config.saliency_weight, config.saliency_power)
+            if self.training:
+                out.selections.append(SelectionState(log_probs=log_probs, kept=kept, active=active))
+            out.counts.append(SparseBlockCounts(
                 index=index + 1, c_in=block.in_channels, c_out=block.out_channels,
                 attention_hidden=attention.hidden, query_dim=attention.query_dim, n_items=n, grid=grid,
                 scored_cells=active.sum(), neighbour_sum=active_neighbour_count(kept),
+                attention_kernel=attention.kernel_size, attention_global=attention.scorer == "context",
             ))
-            if traces is not None:
-                traces.append(SparseBlockTrace(
+            if out.traces is not None:
+                out.traces.append(SparseBlockTrace(
                     attention=probs.detach().float(), kept=kept, active_in=active, grid=grid, active_cells=int(kept.sum()),
                 ))
             if n == 0:
                 h, w = (grid[0] // 2, grid[1] // 2) if block.pool else grid
                 x, active = x.new_zeros(0, block.out_channels, h, w), pool_mask(kept) if block.pool else kept
+            elif gate is not None:
+                x, active = backend(block, x_in, kept, gate)
             else:
                 x, active = backend(block, x_in, kept)
-        return x, counts, traces
+        out.features = x
+        return out
 
 
 class MESM(MultimodalModel):
@@ -135,15 +146,11 @@ class MESM(MultimodalModel):
         pools = tuple(i in config.pool_after for i in range(first_sparse, len(config.block_channels)))
         query_dim = self.text_encoder.hidden_size
         for branch in self.branches.values():
-            branch.sparse = SparseStage(branch.dense_shape[0], channels, pools, query_dim)
+            branch.sparse = SparseStage(branch.dense_shape[0], channels, pools, query_dim,
+                                        scorer=config.attention_scorer, smoothing=config.attention_smoothing)
 
     def _sparse_stage(
         self, modality: str, dense: torch.Tensor, query: torch.Tensor | None, top_p: float | None, return_trace: bool
-    ) -> tuple[torch.Tensor, list[FlopsRow], list, list | None]:
+    ) -> SparseStageOutput:
         p = check_top_p(self.config.top_p if top_p is None else top_p)
-        y, counts, traces = self.branches[modality].sparse(
-            dense, query.to(dense.dtype), p, self.config.sparse_backend, self.config.attention_mode,
-            self.config.reference_block1_bug, return_trace,
-        )
-        rows, pending = sparse_block_rows(modality, counts)
-        return y, rows, pending, traces
+        return self.branches[modality].sparse(dense, query.to(dense.dtype), p, self.config, return_trace)

@@ -32,6 +32,7 @@ from mesm_core.training.log import RunLogger
 from mesm_core.training.optim import build_optimizer, build_scheduler, current_lrs, pos_weight_from_labels
 from mesm_core.training.predictions import SplitPredictions, autocast_context, collect_predictions
 from mesm_core.training.sampler import EpochSampler
+from mesm_core.training.selection import selection_losses, top_p_at
 from mesm_core.training.state import (
     LoopState,
     atomic_directory,
@@ -134,7 +135,20 @@ class Trainer:
         self.is_main = dist_info.is_main
 
         seed_everything(cfg.train.seed)
-        self.model = checkpointing.build_model(cfg, text_pretrained=options.text_pretrained).to(self.device)
+        self.model = checkpointing.build_model(cfg, text_pretrained=options.text_pretrained)
+        if cfg.train.init_from and not options.resume:
+            from mesm_core.models.warm_start import warm_start
+
+            report = warm_start(self.model, cfg.train.init_from)
+            if dist_info.is_main and options.progress:
+                print(report.summary(), flush=True)
+        self.model = self.model.to(self.device)
+        self.teacher: nn.Module | None = None
+        if cfg.train.distill_from and cfg.train.distill_weight > 0:
+            from mesm_core.checkpoint import load_checkpoint
+
+            self.teacher, _ = load_checkpoint(cfg.train.distill_from, map_location=self.device)
+            self.teacher.requires_grad_(False)
         if dist_info.enabled:
             # Same initial weights everywhere (DDP also broadcasts them), different dropout per rank.
             torch.manual_seed(cfg.train.seed + 1000 * dist_info.rank)
@@ -258,9 +272,19 @@ class Trainer:
         batch = batch.to(self.device)
         if batch.labels is None:
             raise ValueError("a training batch has no labels")
+        top_p = top_p_at(self.cfg, self.state.global_step, self.steps_per_epoch) if self.cfg.model.arch == "mesm" else None
         with autocast_context(self.device, self.use_amp, self.amp_dtype):
-            output = self.train_model(batch)
-        loss = self.criterion(output.logits.float(), batch.labels.float())
+            output = self.train_model(batch, top_p=top_p)
+            teacher_logits = None
+            if self.teacher is not None:
+                with torch.no_grad():
+                    teacher_logits = self.teacher(batch).logits
+        task_loss = self.criterion(output.logits.float(), batch.labels.float())
+        aux = selection_losses(self.cfg, output, top_p or 1.0, teacher_logits)
+        loss = task_loss + sum(aux.values()) if aux else task_loss
+        for name, value in aux.items():
+            self.state.epoch_aux_sums[name] = self.state.epoch_aux_sums.get(name, 0.0) + float(value.detach())
+        self.state.epoch_top_p = top_p
         bad = not bool(torch.isfinite(loss.detach()))
         if _any_rank_flag(self.dist, bad):
             raise NonFiniteLossError(
@@ -378,6 +402,10 @@ class Trainer:
                 "dense_flops_per_utterance": valid_predictions.dense_flops_per_utterance,
                 "kept_flops_fraction": valid_predictions.flops_fraction,
             }
+            if state.epoch_top_p is not None:
+                record["train_top_p"] = state.epoch_top_p  # p of the epoch's last step (schedule)
+            if state.epoch_aux_sums:
+                record["aux_losses"] = {k: v / max(1, state.batch_in_epoch) for k, v in state.epoch_aux_sums.items()}
             state.history.append(record)
             self.logger.log_epoch(record)
             if self.is_main and self.options.progress:
@@ -389,6 +417,7 @@ class Trainer:
             state.batch_in_epoch = 0
             state.epoch_loss_sum, state.epoch_samples = 0.0, 0
             state.epoch_grad_norm_sum, state.epoch_grad_norm_max = 0.0, 0.0
+            state.epoch_aux_sums = {}
             if cfg.train.early_stop > 0 and state.epochs_without_improvement >= cfg.train.early_stop:
                 state.finished = True
                 state.stop_reason = f"early stop: no {select} improvement for {cfg.train.early_stop} epochs"

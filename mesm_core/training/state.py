@@ -41,6 +41,8 @@ class LoopState:
     epoch_samples: int = 0
     epoch_grad_norm_sum: float = 0.0
     epoch_grad_norm_max: float = 0.0
+    epoch_aux_sums: dict[str, float] = field(default_factory=dict)  # weighted selection losses, summed over steps
+    epoch_top_p: float | None = None  # MESM: the training p of the last step (keep-rate schedule)
     finished: bool = False
     stop_reason: str = ""
     history: list[dict] = field(default_factory=list)

@@ -56,12 +56,13 @@ class ActiveBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(channels))
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
 
-    def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        """rows (n, C) → (n, C), same dtype (statistics in at least float32, e.g. under autocast)."""
+    def statistics(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, biased variance) (C,) to normalise with: of ``rows`` (n, C) in training, updating the running
+        averages, else the running ones. At least float32 (e.g. under autocast)."""
         n = rows.shape[0]
         compute = torch.promote_types(rows.dtype, torch.float32)
-        x = rows.to(compute)
         if self.training and n > 0:
+            x = rows.to(compute)
             mean = x.mean(0)
             var = x.var(0, unbiased=False)
             with torch.no_grad():
@@ -69,10 +70,18 @@ class ActiveBatchNorm(nn.Module):
                 self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
                 self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
                 self.num_batches_tracked += 1
-        else:
-            mean, var = self.running_mean.to(compute), self.running_var.to(compute)
-        out = (x - mean) * torch.rsqrt(var + self.eps) * self.weight.to(compute) + self.bias.to(compute)
-        return out.to(rows.dtype)
+            return mean, var
+        return self.running_mean.to(compute), self.running_var.to(compute)
+
+    def normalize(self, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+        """Apply the affine normalisation to x (..., C) with the given statistics; same dtype as x."""
+        compute = mean.dtype
+        out = (x.to(compute) - mean) * torch.rsqrt(var + self.eps) * self.weight.to(compute) + self.bias.to(compute)
+        return out.to(x.dtype)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        """rows (n, C) → (n, C), same dtype (statistics in at least float32, e.g. under autocast)."""
+        return self.normalize(rows, *self.statistics(rows))
 
 
 class SparseVGGBlock(nn.Module):

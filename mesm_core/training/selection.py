@@ -1,0 +1,86 @@
+"""Training MESM's selection: the keep-rate schedule, the keep-band loss and distillation from a dense teacher.
+
+All three are configured in :class:`~mesm_core.config.TrainConfig` and off by default (docs/training.md,
+"Training the selection"). None of them sees a cue mask: they use the task loss, the model's own
+attention and, for distillation, a teacher's predictions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from mesm_core.config import RunConfig
+from mesm_core.types import ModelOutput
+
+__all__ = ["top_p_at", "keep_band_penalty", "distillation_loss", "selection_losses"]
+
+
+def top_p_at(cfg: RunConfig, step: int, steps_per_epoch: int) -> float:
+    """The training p at optimizer step ``step`` (0-based): 1 during the warm-up, then a half-cosine
+    from 1 down to ``model.top_p`` over the anneal, then ``model.top_p``."""
+    target = cfg.model.top_p
+    warmup = cfg.train.top_p_warmup_epochs * steps_per_epoch
+    anneal = cfg.train.top_p_anneal_epochs * steps_per_epoch
+    if step < warmup:
+        return 1.0
+    if anneal <= 0 or step >= warmup + anneal:
+        return target
+    progress = (step - warmup) / anneal
+    return target + (1.0 - target) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _top_mass(probs: torch.Tensor, active: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Mass of the ⌈fraction · N_active⌉ most probable cells of each frame: (N, L) → (N,)."""
+    sorted_probs, _ = torch.sort(probs, dim=-1, descending=True)
+    cumulative = torch.cumsum(sorted_probs, dim=-1)
+    k = torch.ceil(active.sum(dim=-1).to(probs.dtype) * fraction).clamp(min=1).long()
+    return cumulative.gather(1, (k - 1)[:, None]).squeeze(1)
+
+
+def keep_band_penalty(output: ModelOutput, top_p: float, min_fraction: float, max_fraction: float) -> torch.Tensor:
+    """mean over blocks, frames of relu(mass(top ⌈ρ_min N⌉) − p)² + relu(p − mass(top ⌈ρ_max N⌉))².
+
+    The first term stops the nucleus at ``top_p`` from keeping fewer than ρ_min of a frame's active
+    cells as the attention sharpens (a keep floor); the second stops it from keeping more than ρ_max
+    (a budget that rewards concentrating the attention). Differentiable in the attention; 0 when both
+    sides are off or the model has no selection (FE2E, eval mode).
+    """
+    terms = []
+    for blocks in output.selections.values():
+        for state in blocks:
+            if state.log_probs.shape[0] == 0:
+                continue
+            probs = state.log_probs.exp().flatten(1).float()
+            active = state.active.flatten(1)
+            penalty = probs.new_zeros(probs.shape[0])
+            if min_fraction > 0:
+                penalty = penalty + F.relu(_top_mass(probs, active, min_fraction) - top_p).pow(2)
+            if max_fraction < 1:
+                penalty = penalty + F.relu(top_p - _top_mass(probs, active, max_fraction)).pow(2)
+            terms.append(penalty.mean())
+    if not terms:
+        return torch.zeros((), device=output.logits.device)
+    return torch.stack(terms).mean()
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """BCE of the student's logits against the teacher's probabilities (multi-label), mean over classes."""
+    return F.binary_cross_entropy_with_logits(student_logits.float(), torch.sigmoid(teacher_logits.float()))
+
+
+def selection_losses(
+    cfg: RunConfig, output: ModelOutput, top_p: float, teacher_logits: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """The configured auxiliary losses, already weighted: {"keep_band": ..., "distill": ...} (only those on)."""
+    train = cfg.train
+    losses: dict[str, torch.Tensor] = {}
+    if output.selections and (train.keep_min_fraction > 0 or train.keep_max_fraction < 1) and train.keep_band_weight > 0:
+        losses["keep_band"] = train.keep_band_weight * keep_band_penalty(
+            output, top_p, train.keep_min_fraction, train.keep_max_fraction
+        )
+    if teacher_logits is not None and train.distill_weight > 0:
+        losses["distill"] = train.distill_weight * distillation_loss(output.logits, teacher_logits)
+    return losses

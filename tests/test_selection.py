@@ -1,0 +1,237 @@
+"""Selection training: the straight-through keep gate, scorer options, warm start, keep band, p schedule."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+import mesm_core
+from mesm_core.checkpoint import CheckpointError, save_checkpoint
+from mesm_core.config import RunConfig
+from mesm_core.models.keep_gate import keep_gate, keep_threshold
+from mesm_core.models.nucleus import nucleus_mask
+from mesm_core.models.sparse import SparseVGGBlock
+from mesm_core.models.sparse.masked import masked_block
+from mesm_core.models.warm_start import map_weights, warm_start
+from mesm_core.training.selection import keep_band_penalty, top_p_at
+from mesm_core.types import ModelOutput, SelectionState
+from tests.conftest import requires_spconv, tiny_text
+
+
+def _mesm(**overrides):
+    return mesm_core.create_model("mesm_small", text_pretrained=False, **tiny_text(sparse_backend="masked", **overrides))
+
+
+def _attention_grads(model):
+    return {n: p.grad for n, p in model.named_parameters() if ".sparse.attention." in n}
+
+
+# --- the keep gate ---------------------------------------------------------------------------------
+
+def test_keep_gate_forward_is_the_hard_mask_and_backward_reaches_dropped_cells():
+    torch.manual_seed(0)
+    scores = torch.randn(3, 5, 4, requires_grad=True)
+    log_probs = torch.log_softmax(scores.flatten(1), -1).view_as(scores)
+    active = torch.ones(3, 5, 4, dtype=torch.bool)
+    kept = nucleus_mask(log_probs.exp(), 0.4, active)
+    assert (~kept).any()
+    gate = keep_gate(log_probs, kept, active)
+    assert torch.equal(gate, kept.float())
+    (gate * torch.randn(3, 5, 4)).sum().backward()
+    dropped = ~kept
+    assert (scores.grad[dropped].abs() > 0).all(), "every dropped cell's score gets a gradient"
+
+
+def test_keep_threshold_sits_between_kept_and_dropped():
+    log_probs = torch.log(torch.tensor([[[0.5, 0.3, 0.15, 0.05]]]))
+    kept = torch.tensor([[[True, True, False, False]]])
+    active = torch.ones_like(kept)
+    tau = keep_threshold(log_probs, kept, active, 1.0)
+    assert math.isclose(float(tau), float((log_probs[0, 0, 1] + log_probs[0, 0, 2]) / 2), rel_tol=1e-6)
+    everything = keep_threshold(log_probs, active, active, 1.0)
+    assert math.isclose(float(everything), float(log_probs.min()) - 1.0, rel_tol=1e-6)
+
+
+def test_saliency_target_pulls_attention_towards_the_cells_that_matter():
+    """With only the saliency term, a step on the scores raises the attention where |∂L/∂m| is largest."""
+    scores = torch.zeros(1, 2, 2, requires_grad=True)
+    log_probs = torch.log_softmax(scores.flatten(1), -1).view_as(scores)
+    active = torch.ones(1, 2, 2, dtype=torch.bool)
+    kept = torch.ones(1, 2, 2, dtype=torch.bool)
+    gate = keep_gate(log_probs, kept, active, temperature=1e6, saliency_weight=1.0, saliency_power=1.0)
+    (gate * torch.tensor([[[0.0, 0.0], [0.0, -3.0]]])).sum().backward()
+    assert scores.grad[0, 1, 1] < 0 and (scores.grad[0].flatten()[:3] > 0).all()   # descent raises cell (1, 1)
+
+
+def test_gated_masked_block_equals_the_plain_masked_block():
+    torch.manual_seed(0)
+    block = SparseVGGBlock(4, 6, pool=True).train()
+    x = torch.randn(3, 4, 8, 8)
+    mask = torch.rand(3, 8, 8) > 0.5
+    plain, plain_mask = masked_block(block, x, mask)
+    gated, gated_mask = masked_block(block, x, mask, gate=mask.float().requires_grad_())
+    torch.testing.assert_close(gated, plain, rtol=0, atol=1e-6)
+    assert torch.equal(plain_mask, gated_mask)
+
+
+@pytest.mark.parametrize("scorer, smoothing", [("cell", 0), ("context", 0), ("cell", 3)])
+def test_straight_through_forward_equals_plain_masking_and_every_attention_weight_learns(scorer, smoothing, seeded):
+    model = _mesm(attention_mode="straight_through", attention_scorer=scorer, attention_smoothing=smoothing)
+    batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
+    out = model.train()(batch, top_p=0.5)
+    model.zero_grad(set_to_none=True)
+    out.logits.sum().backward()
+    for name, grad in _attention_grads(model).items():
+        if name.endswith("score.bias"):
+            continue  # a softmax ignores a constant shift
+        assert grad is not None and grad.abs().sum() > 0, name
+    model.eval()
+    with torch.no_grad():
+        straight = model(batch, top_p=0.5).logits
+        model.config = dataclasses.replace(model.config, attention_mode="reference")
+        reference = model(batch, top_p=0.5).logits
+    torch.testing.assert_close(straight, reference)
+
+
+@pytest.mark.parametrize("mode", ["straight_through", "reference"])
+def test_p_one_equals_dense_blocks(mode, seeded):
+    """At p = 1 with plain masking every cell is computed: the sparse stage is the dense VGG stack."""
+    model = _mesm(attention_mode=mode).eval()
+    batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
+    branch = model.branches["visual"]
+    with torch.no_grad():
+        dense = model.encode_dense(batch)["visual"]
+        query = torch.zeros(dense.shape[0], model.text_encoder.hidden_size)
+        sparse = branch.sparse(dense, query, 1.0, model.config, return_trace=False).features
+        x = dense
+        for block in branch.sparse.blocks:
+            for conv, bn in block.layers():
+                x = torch.relu(torch.nn.functional.batch_norm(
+                    torch.nn.functional.conv2d(x, conv.weight, padding=1), bn.running_mean, bn.running_var,
+                    bn.weight, bn.bias, False, 0.0, bn.eps))
+            if block.pool:
+                x = torch.nn.functional.max_pool2d(x, 2)
+    torch.testing.assert_close(sparse, x, rtol=1e-5, atol=1e-5)
+
+
+@requires_spconv
+def test_spconv_and_masked_agree_for_a_straight_through_model(seeded):
+    model = _mesm(attention_mode="straight_through", attention_scorer="context").eval()
+    batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
+    with torch.no_grad():
+        masked = model(batch, top_p=0.5).logits
+        model.config = dataclasses.replace(model.config, sparse_backend="spconv")
+        spconv = model(batch, top_p=0.5).logits
+    torch.testing.assert_close(masked, spconv, rtol=1e-4, atol=1e-4)
+
+
+def test_context_scorer_and_smoothing_are_counted_and_validated(seeded):
+    batch = None
+    flops = {}
+    for scorer in ("cell", "context"):
+        model = _mesm(attention_scorer=scorer).eval()
+        batch = batch or mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
+        with torch.no_grad():
+            out = model(batch, top_p=1.0)
+        flops[scorer] = {r.name: r.dense for r in out.flops.layers if r.modality == "visual" and r.name == "attention1"}
+    c, k, cells, d = 16, 16, 24 * 24, model.text_encoder.hidden_size
+    n = int(batch.faces.shape[0])
+    assert flops["cell"]["attention1"] == n * (cells * 2 * (c * k + k) + 2 * d * k)
+    assert flops["context"]["attention1"] == n * (cells * 2 * (9 * c * k + k) + 2 * (d + c) * k)
+    with pytest.raises(ValueError, match="odd kernel"):
+        _mesm(attention_smoothing=2)
+
+
+# --- warm start ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fe2e_checkpoint(tmp_path_factory):
+    torch.manual_seed(1)
+    fe2e = mesm_core.create_model("fe2e_small", text_pretrained=False, **tiny_text())
+    # non-trivial BN statistics and conv biases, so that the folding is exercised
+    for module in fe2e.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+        if isinstance(module, torch.nn.Conv2d) and module.bias is not None:
+            module.bias.data.uniform_(-0.3, 0.3)
+    directory = tmp_path_factory.mktemp("fe2e")
+    save_checkpoint(fe2e, directory, run_config=RunConfig(preset="fe2e_small", model=fe2e.config))
+    return fe2e.eval(), directory
+
+
+@pytest.mark.parametrize("mode", ["straight_through", "reference"])
+def test_mesm_warm_started_from_fe2e_reproduces_its_logits_at_p_one(fe2e_checkpoint, mode):
+    fe2e, directory = fe2e_checkpoint
+    torch.manual_seed(5)
+    mesm = _mesm(attention_mode=mode)
+    report = warm_start(mesm, directory)
+    assert len(report.folded_biases) == 12 and all(".sparse.attention." in k for k in report.fresh)
+    batch = mesm_core.dummy_batch("mesm_small", batch_size=3, tokenizer=mesm.tokenizer)
+    with torch.no_grad():
+        expected = fe2e(batch).logits
+        got = mesm.eval()(batch, top_p=1.0).logits
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def test_warm_start_round_trip_mesm_to_fe2e(fe2e_checkpoint, tmp_path):
+    fe2e, directory = fe2e_checkpoint
+    mesm = _mesm(attention_mode="reference")
+    warm_start(mesm, directory)
+    save_checkpoint(mesm, tmp_path, run_config=RunConfig(preset="mesm_small", model=mesm.config))
+    back = mesm_core.create_model("fe2e_small", text_pretrained=False, **tiny_text())
+    warm_start(back, tmp_path)
+    batch = mesm_core.dummy_batch("mesm_small", tokenizer=back.tokenizer)
+    with torch.no_grad():
+        torch.testing.assert_close(back.eval()(batch).logits, fe2e(batch).logits, rtol=0, atol=1e-5)
+
+
+def test_warm_start_refuses_a_different_architecture(fe2e_checkpoint):
+    _, directory = fe2e_checkpoint
+    other = mesm_core.create_model("mesm_small", text_pretrained=False, **tiny_text(flatten_hidden=64))
+    with pytest.raises(CheckpointError, match="flatten_hidden"):
+        warm_start(other, directory)
+    fe2e, _ = fe2e_checkpoint
+    bad = {k: v for k, v in fe2e.state_dict().items()}
+    bad["fusion.weight"] = torch.zeros(1, 5)
+    with pytest.raises(CheckpointError, match="shape mismatch for fusion.weight"):
+        map_weights(bad, fe2e.config, _mesm())
+
+
+# --- training-time losses and schedule -------------------------------------------------------------
+
+def _selection_output(probs: torch.Tensor) -> ModelOutput:
+    state = SelectionState(log_probs=probs.log(), kept=probs > 0, active=torch.ones_like(probs, dtype=torch.bool))
+    return ModelOutput(logits=torch.zeros(1, 6), modality_logits={}, fusion_weights=torch.zeros(3),
+                       flops=None, selections={"visual": [state]})
+
+
+def test_keep_band_penalty_is_zero_inside_the_band_and_pushes_back_outside():
+    uniform = torch.full((1, 1, 10), 0.1)
+    assert float(keep_band_penalty(_selection_output(uniform), 0.5, 0.2, 0.8)) == 0.0
+    peaked = torch.tensor([[[0.91] + [0.01] * 9]]).requires_grad_()
+    floor = keep_band_penalty(_selection_output(peaked), 0.5, 0.3, 1.0)
+    assert floor.item() == pytest.approx((0.93 - 0.5) ** 2, rel=1e-5)
+    floor.backward()
+    assert peaked.grad[0, 0, 0] > 0          # descent lowers the peak: the nucleus keeps more cells
+    flat = uniform.clone().requires_grad_()
+    ceiling = keep_band_penalty(_selection_output(flat), 0.5, 0.0, 0.2)
+    assert ceiling.item() == pytest.approx((0.5 - 0.2) ** 2, rel=1e-5)
+    ceiling.backward()
+    assert flat.grad[0, 0, 0] < 0            # descent raises the top cells: the nucleus keeps fewer
+
+
+def test_top_p_schedule_holds_one_then_anneals_to_the_target():
+    cfg = mesm_core.get_preset("mesm_small")
+    cfg.model.top_p = 0.5
+    assert top_p_at(cfg, 0, 100) == 0.5                  # no schedule: the target throughout
+    cfg.train.top_p_warmup_epochs, cfg.train.top_p_anneal_epochs = 1.0, 2.0
+    values = [top_p_at(cfg, step, 100) for step in range(0, 401, 10)]
+    assert values[:10] == [1.0] * 10 and values[-1] == 0.5 and values[-11] == 0.5
+    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert top_p_at(cfg, 200, 100) == pytest.approx(0.75)
