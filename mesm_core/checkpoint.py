@@ -24,7 +24,8 @@ from torch import nn
 from mesm_core.config import CONFIG_VERSION, RunConfig, run_config_from_dict, to_dict
 
 __all__ = [
-    "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_checkpoint_weights",
+    "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_checkpoint_config",
+    "read_checkpoint_weights",
     "resolve_checkpoint_dir",
 ]
 
@@ -236,6 +237,11 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(weights_file), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights_file}: unreadable safetensors file ({exc})") from exc
+
+
+def read_checkpoint_config(directory: str | os.PathLike) -> dict:
+    """The validated ``config.json`` of a checkpoint (or run) directory as a dict. Raises :class:`CheckpointError`."""
+    return _read_config(resolve_checkpoint_dir(directory))
 
 
 def read_checkpoint_weights(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], RunConfig, Path]:

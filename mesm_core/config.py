@@ -75,11 +75,11 @@ class ModelConfig:
     attention_scorer: Literal["cell", "context"] = "cell"
     # Average scores over k×k windows of active cells before the softmax (0 = off; odd k >= 3).
     attention_smoothing: int = 0
-    # Training-only knobs of the straight-through keep gate (no effect on the forward pass or on inference):
-    # the surrogate's temperature T, and the weight λ / power γ of the self-distilled saliency target.
+    # Keep floor in the selection rule (not in the paper): the nucleus also keeps the ⌈ρ·N⌉ most attended active
+    # cells of every frame (0 = the paper's rule).
+    min_keep_fraction: float = 0.0
+    # Temperature T of the straight-through keep gate's surrogate (training only; no effect on the forward pass).
     keep_temperature: float = 1.0
-    saliency_weight: float = 0.0
-    saliency_power: float = 2.0
     modalities: tuple[str, ...] = MODALITIES
 
 
@@ -120,6 +120,9 @@ class TrainConfig:
     seed: int = 0
     select_metric: str = "f1"
     # --- MESM selection training (docs/training.md, "Training the selection"); all off by default ---
+    # MESM's attention layers learn at lr × attention_lr_factor (a warm-started CNN wants a low lr, the fresh
+    # attention a higher one).
+    attention_lr_factor: float = 1.0
     # Warm start: a checkpoint (FE2E or MESM) whose weights initialise the model (set by --init-from).
     init_from: str = ""
     # Keep-rate schedule: train at p = 1 for `top_p_warmup_epochs`, then anneal p to model.top_p along a
@@ -132,6 +135,15 @@ class TrainConfig:
     keep_min_fraction: float = 0.0
     keep_max_fraction: float = 1.0
     keep_band_weight: float = 10.0
+    # Self-distilled saliency target for the attention (models/keep_gate.py; needs attention_mode
+    # "straight_through"): weight λ and power γ of t ∝ |∂L/∂m|^γ; taken on the steps that run at p = 1
+    # ("dense": warm-up and `dense_step_every`, where the masks do not distort it) or on every step ("all").
+    saliency_weight: float = 0.0
+    saliency_power: float = 2.0
+    saliency_at: Literal["dense", "all"] = "dense"
+    # Every k-th optimizer step runs at p = 1 (0 = never): the CNN keeps working densely, the saliency target
+    # stays clean, and the other steps train at the scheduled p.
+    dense_step_every: int = 0
     # Distillation from a dense teacher checkpoint (e.g. the FE2E the run starts from): BCE of the student's
     # logits against the teacher's probabilities, weight `distill_weight` (the task loss keeps weight 1).
     distill_from: str = ""

@@ -412,6 +412,7 @@ class CueRow:
     chance: float               # cue cells' share of the grid (mean over items)
     chance_active: float        # cue cells' share of the block's active input cells (pooled)
     items: int
+    kept_share: float = math.nan  # kept cells' share of the grid over ALL items of the split (cue or not)
 
     @property
     def attention_ratio(self) -> float:
@@ -427,6 +428,7 @@ class CueRow:
             "attention_in_cue": self.attention_in_cue, "kept_in_cue": self.kept_in_cue,
             "chance": self.chance, "chance_active": self.chance_active,
             "attention_ratio": self.attention_ratio, "kept_ratio": self.kept_ratio, "items": self.items,
+            "kept_share": self.kept_share,
         }
 
 
@@ -444,12 +446,13 @@ class CueReport:
 
     def format_table(self) -> str:
         header = (f"{'modality':<8} {'block':>5} {'grid':>7}  {'attn in cue':>11} {'kept in cue':>11} "
-                  f"{'chance':>7} {'attn/chance':>11} {'kept/chance':>11} {'items':>6}")
+                  f"{'chance':>7} {'attn/chance':>11} {'kept/chance':>11} {'kept share':>10} {'items':>6}")
         lines = [header, "-" * len(header)]
         for r in self.rows:
             lines.append(
                 f"{r.modality:<8} {r.block:>5} {r.grid[0]:>3}x{r.grid[1]:<3}  {r.attention_in_cue:11.1%} "
-                f"{r.kept_in_cue:11.1%} {r.chance:7.1%} {r.attention_ratio:11.2f} {r.kept_ratio:11.2f} {r.items:6d}"
+                f"{r.kept_in_cue:11.1%} {r.chance:7.1%} {r.attention_ratio:11.2f} {r.kept_ratio:11.2f} "
+                f"{r.kept_share:10.1%} {r.items:6d}"
             )
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
@@ -525,6 +528,7 @@ def cue_attention_report(
     p = float(model.config.top_p if top_p is None else top_p)
     sums: dict[tuple[str, int], dict[str, float]] = {}
     grids: dict[tuple[str, int], tuple[int, int]] = {}
+    kept_shares: dict[tuple[str, int], list] = {}
     seen = 0
     notes = []
     for records, batch in iterate_batches(dataset, model.tokenizer, batch_size):
@@ -538,6 +542,9 @@ def cue_attention_report(
             if pixel_mask is None:
                 continue
             for index, block in enumerate(blocks, start=1):
+                share = kept_shares.setdefault((modality, index), [0.0, 0])
+                share[0] += float(block.kept.float().sum())
+                share[1] += block.kept.numel()
                 cells = cue_grid(pixel_mask, tuple(block.grid), cell_rule).to(block.attention.device)
                 has_cue = cells.flatten(1).any(dim=1)
                 if not bool(has_cue.any()):
@@ -566,6 +573,7 @@ def cue_attention_report(
             kept_in_cue=s["kept"] / s["kept_total"] if s["kept_total"] else math.nan,
             chance=s["chance"] / s["items"], chance_active=s["active_cue"] / s["active"] if s["active"] else math.nan,
             items=int(s["items"]),
+            kept_share=kept_shares[(modality, index)][0] / max(1, kept_shares[(modality, index)][1]),
         ))
     rule_text = "at least half of the pixels under it are" if cell_rule == "majority" else "any pixel under it is"
     notes.append(f"a grid cell is cue when {rule_text} cue; frames/chunks without cue cells skipped")

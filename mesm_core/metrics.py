@@ -152,10 +152,16 @@ def _check_matrix(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
     return probs, labels.astype(bool)
 
 
+def above_threshold(probs: np.ndarray, thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The decision rule: class c is predicted when ``prob > threshold`` (strictly, as the reference's
+    ``preds = (probs > t)``). probs (..., C), thresholds (C,) → bool (..., C)."""
+    return np.asarray(probs) > np.asarray(thresholds, dtype=np.float64)
+
+
 def choose_thresholds(
     probs: np.ndarray, labels: np.ndarray, grid: Sequence[float] = THRESHOLD_GRID
 ) -> np.ndarray:
-    """Per-class threshold from ``grid`` maximising binary F1 of ``probs >= t`` (ties → lowest).
+    """Per-class threshold from ``grid`` maximising binary F1 of ``probs > t`` (ties → lowest).
 
     probs, labels: (N, C). Use the VALIDATION split; returns float64 (C,).
     A class with no positive label gets :data:`FALLBACK_THRESHOLD`.
@@ -166,7 +172,7 @@ def choose_thresholds(
     for c in range(probs.shape[1]):
         if not labels[:, c].any():
             continue
-        scores = [precision_recall_f1(labels[:, c], probs[:, c] >= t)[2] for t in grid]
+        scores = [precision_recall_f1(labels[:, c], above_threshold(probs[:, c], t))[2] for t in grid]
         thresholds[c] = grid[int(np.argmax(scores))]  # argmax returns the first (lowest) maximum
     return thresholds
 
@@ -257,7 +263,7 @@ def compute_metrics(
 ) -> MetricsReport:
     """Metrics of probabilities (N, C) against multi-hot labels (N, C) at fixed per-class thresholds.
 
-    A class is predicted when ``prob >= threshold``. Nothing is tuned here. ``dataset`` (e.g. a cache's
+    A class is predicted when ``prob > threshold`` (:func:`above_threshold`). Nothing is tuned here. ``dataset`` (e.g. a cache's
     dataset name) decides the reported metrics; by default the class names do.
     """
     probs, labels = _check_matrix(probs, labels)
@@ -271,7 +277,7 @@ def compute_metrics(
     per_class: dict[str, list[float]] = {m: [] for m in METRIC_NAMES}
     notes: list[str] = []
     for c in range(n_classes):
-        truth, predicted = labels[:, c], probs[:, c] >= thresholds[c]
+        truth, predicted = labels[:, c], above_threshold(probs[:, c], thresholds[c])
         precision, recall, f1 = precision_recall_f1(truth, predicted)
         per_class["accuracy"].append(binary_accuracy(truth, predicted))
         per_class["weighted_accuracy"].append(weighted_accuracy(truth, predicted))

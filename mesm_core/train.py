@@ -127,6 +127,8 @@ def _check_config(cfg: RunConfig, parser: argparse.ArgumentParser) -> None:
         problems.append(f"train.loss must be bce (got {train.loss!r})")
     if train.select_metric not in ("accuracy", "weighted_accuracy", "precision", "recall", "f1", "auc"):
         problems.append(f"train.select_metric {train.select_metric!r} is not a metric name")
+    if train.attention_lr_factor <= 0:
+        problems.append(f"train.attention_lr_factor must be > 0 (got {train.attention_lr_factor})")
     for name in ("top_p_warmup_epochs", "top_p_anneal_epochs", "distill_weight"):
         if getattr(train, name) < 0:
             problems.append(f"train.{name} must be >= 0 (got {getattr(train, name)})")
@@ -136,9 +138,15 @@ def _check_config(cfg: RunConfig, parser: argparse.ArgumentParser) -> None:
     model = cfg.model
     if model.keep_temperature <= 0:
         problems.append(f"model.keep_temperature must be > 0 (got {model.keep_temperature})")
-    if model.saliency_weight < 0 or model.saliency_power <= 0:
-        problems.append(f"model.saliency_weight must be >= 0 and model.saliency_power > 0 "
-                        f"(got {model.saliency_weight}, {model.saliency_power})")
+    if train.saliency_weight < 0 or train.saliency_power <= 0:
+        problems.append(f"train.saliency_weight must be >= 0 and train.saliency_power > 0 "
+                        f"(got {train.saliency_weight}, {train.saliency_power})")
+    if train.saliency_at not in ("dense", "all"):
+        problems.append(f"train.saliency_at must be dense or all (got {train.saliency_at!r})")
+    if train.dense_step_every < 0:
+        problems.append(f"train.dense_step_every must be >= 0 (got {train.dense_step_every})")
+    if train.saliency_weight > 0 and (model.arch != "mesm" or model.attention_mode != "straight_through"):
+        problems.append("train.saliency_weight > 0 needs a MESM with model.attention_mode=straight_through")
     if cfg.data.num_workers < 0:
         problems.append(f"data.num_workers must be >= 0 (got {cfg.data.num_workers})")
     if problems:

@@ -74,8 +74,8 @@ def test_degenerate_predictions_follow_sklearn_zero_division():
 def test_thresholds_maximise_f1_and_ties_go_to_lowest():
     labels = np.array([[1], [1], [0], [0]])
     probs = np.array([[0.62], [0.61], [0.2], [0.1]])
-    # F1 is 1.0 for every t in (0.2, 0.61]: 0.25 … 0.60 → the lowest, 0.25, wins.
-    assert choose_thresholds(probs, labels)[0] == pytest.approx(0.25)
+    # A class is predicted when prob > t: F1 is 1.0 for every t in [0.2, 0.61): 0.20 … 0.60 → the lowest, 0.20, wins.
+    assert choose_thresholds(probs, labels)[0] == pytest.approx(0.20)
 
 
 def test_thresholds_brute_force_against_sklearn():
@@ -84,10 +84,10 @@ def test_thresholds_brute_force_against_sklearn():
     probs = np.clip(labels * 0.25 + rng.random((60, 4)) * 0.75, 0, 1)
     chosen = choose_thresholds(probs, labels)
     for c in range(4):
-        best = max(skm.f1_score(labels[:, c], probs[:, c] >= t, zero_division=0) for t in THRESHOLD_GRID)
+        best = max(skm.f1_score(labels[:, c], probs[:, c] > t, zero_division=0) for t in THRESHOLD_GRID)
         assert skm.f1_score(labels[:, c], probs[:, c] >= chosen[c]) == pytest.approx(best)
         first_best = next(
-            t for t in THRESHOLD_GRID if skm.f1_score(labels[:, c], probs[:, c] >= t, zero_division=0) == best
+            t for t in THRESHOLD_GRID if skm.f1_score(labels[:, c], probs[:, c] > t, zero_division=0) == best
         )
         assert chosen[c] == pytest.approx(first_best)
 

@@ -352,3 +352,11 @@ def test_audio_transform_is_applied_in_the_model(mesm_tiny):
     assert torch.allclose(mesm_tiny.normalise("audio", x), torch.log(x + 1e-6))
     faces = torch.full((1, 3, 2, 2), 159.0)
     assert torch.allclose(mesm_tiny.normalise("visual", faces)[:, 0], torch.zeros(1, 2, 2))
+
+
+def test_mesm_refuses_to_drop_the_text_modality():
+    """The transcript is the query of every MESM attention layer (the reference raises as well)."""
+    with pytest.raises(ValueError, match="needs the text modality"):
+        mesm_core.create_model("mesm_small", text_pretrained=False, **tiny_text(modalities=("audio", "visual")))
+    fe2e = mesm_core.create_model("fe2e_small", text_pretrained=False, **tiny_text(modalities=("audio", "visual")))
+    assert fe2e.text_encoder is None

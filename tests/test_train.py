@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -420,3 +421,38 @@ def test_cli_trains_and_refuses_to_overwrite(tiny_cache, tmp_path, capsys):
     assert code == 2 and "already holds a run" in err
     code, _, err = _main(capsys, "--resume", "--out", str(tmp_path / "run"), "--set", "train.lr=1")
     assert code == 2 and "cannot change it" in err
+
+
+# --- selection training (warm start, schedule, saliency, keep band, distillation) --------------------------
+
+@pytest.fixture(scope="module")
+def tiny_fe2e_run(tiny_cache, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("fe2e") / "run"
+    assert _train(tiny_config("fe2e_small", ["train.epochs=1", "train.batch_size=2"]), tiny_cache, run).exit_code == 0
+    return run
+
+
+def test_selection_recipe_trains_logs_and_resumes_identically(tiny_fe2e_run, tiny_cache, tmp_path):
+    from mesm_core.training.log import read_metrics_log
+
+    extra = ["train.epochs=2", "train.batch_size=2", "model.attention_mode=straight_through",
+             f"train.init_from={tiny_fe2e_run / 'best'}", f"train.distill_from={tiny_fe2e_run / 'best'}",
+             "train.distill_weight=0.5", "train.saliency_weight=1", "train.dense_step_every=2",
+             "train.keep_min_fraction=0.3", "train.keep_max_fraction=0.9",
+             "train.top_p_warmup_epochs=0.5", "train.top_p_anneal_epochs=1"]
+    straight = tmp_path / "straight"
+    assert _train(tiny_config("mesm_small", extra), tiny_cache, straight).exit_code == 0
+    log = read_metrics_log(straight)
+    assert set(log[0]["aux_losses"]) == {"keep_band", "distill"}
+    # 3 steps an epoch: epoch 1 ends on step 2 (mid-anneal), epoch 2 on step 5 (a dense step, p = 1)
+    assert log[0]["train_top_p"] == pytest.approx(0.5 + 0.25 * (1 + math.cos(math.pi * 0.5 / 3)))
+    assert log[1]["train_top_p"] == 1.0
+
+    def stop(trainer, state):
+        if state.global_step == 2:
+            trainer.stop_requested, trainer.stop_signal = True, "SIGINT"
+
+    resumed = tmp_path / "resumed"
+    assert _train(tiny_config("mesm_small", extra), tiny_cache, resumed, step_callback=stop).interrupted
+    assert _train(tiny_config("mesm_small", extra), tiny_cache, resumed, resume=True).exit_code == 0
+    _assert_same_weights(straight / "last", resumed / "last")

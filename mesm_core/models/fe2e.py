@@ -16,6 +16,7 @@ from torch import nn
 
 from mesm_core.config import MODALITIES, ModelConfig
 from mesm_core.flops import build_report, dense_cnn_rows, sparse_block_rows
+from mesm_core.models.keep_gate import SaliencyTarget
 from mesm_core.models.temporal import TemporalEncoder
 from mesm_core.models.text import TextEncoder, TextTokenizer, build_text_encoder
 from mesm_core.models.vgg import FlattenProjection, VGGEncoder, encoder_geometry
@@ -108,8 +109,9 @@ class MultimodalModel(nn.Module):
             self.text_encoder.train(mode)  # a frozen encoder keeps itself in eval mode
         return self
 
-    def param_groups(self, lr: float) -> list[dict]:
-        """Adam parameter groups: text encoder + text head at ``lr · text_lr_factor``, the rest at ``lr``."""
+    def param_groups(self, lr: float, attention_lr_factor: float = 1.0) -> list[dict]:
+        """Adam parameter groups: text encoder + text head at ``lr · text_lr_factor``; MESM's attention layers
+        at ``lr · attention_lr_factor`` (group "attention", only when the factor is not 1); the rest at ``lr``."""
         text_ids = set()
         text_params = []
         for module in (self.text_encoder, self.text_head):
@@ -118,10 +120,16 @@ class MultimodalModel(nn.Module):
                     if p.requires_grad:
                         text_ids.add(id(p))
                         text_params.append(p)
-        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in text_ids]
+        attention_params = []
+        if attention_lr_factor != 1.0:
+            attention_params = [p for n, p in self.named_parameters() if ".sparse.attention." in n and p.requires_grad]
+        attention_ids = {id(p) for p in attention_params}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in text_ids | attention_ids]
         groups = [{"params": rest, "lr": lr, "name": "main"}]
         if text_params:
             groups.append({"params": text_params, "lr": lr * self.config.text_lr_factor, "name": "text"})
+        if attention_params:
+            groups.append({"params": attention_params, "lr": lr * attention_lr_factor, "name": "attention"})
         return groups
 
     def normalise(self, modality: str, x: torch.Tensor) -> torch.Tensor:
@@ -163,7 +171,8 @@ class MultimodalModel(nn.Module):
         return {m: branch.encode_dense(self.normalise(m, self._inputs(batch, m)[0])) for m, branch in self.branches.items()}
 
     def _sparse_stage(
-        self, modality: str, dense: torch.Tensor, query: torch.Tensor | None, top_p: float | None, return_trace: bool
+        self, modality: str, dense: torch.Tensor, query: torch.Tensor | None, top_p: float | None, return_trace: bool,
+        saliency: SaliencyTarget | None = None,
     ) -> SparseStageOutput:
         """FE2E: the dense features go straight to the flatten MLP."""
         return SparseStageOutput(features=dense)
@@ -175,8 +184,11 @@ class MultimodalModel(nn.Module):
         dense: dict[str, torch.Tensor],
         top_p: float | None = None,
         return_trace: bool = False,
+        saliency: SaliencyTarget | None = None,
     ) -> ModelOutput:
-        """Finish the forward pass from :meth:`encode_text` / :meth:`encode_dense` outputs."""
+        """Finish the forward pass from :meth:`encode_text` / :meth:`encode_dense` outputs.
+
+        ``saliency`` (training, MESM with straight-through attention) adds the self-distilled saliency target."""
         logits: dict[str, torch.Tensor] = {}
         if self.text_head is not None:
             logits["text"] = self.text_head(text_cls)
@@ -191,7 +203,7 @@ class MultimodalModel(nn.Module):
             if text_cls is not None and self.text_encoder is not None:
                 utterance = torch.repeat_interleave(torch.arange(lengths.shape[0], device=lengths.device), lengths)
                 query = text_cls[utterance.to(text_cls.device)]
-            stage = self._sparse_stage(m, dense[m], query, top_p, return_trace)
+            stage = self._sparse_stage(m, dense[m], query, top_p, return_trace, saliency)
             stage_rows, stage_pending = sparse_block_rows(m, stage.counts)
             rows += stage_rows
             pending += stage_pending
@@ -213,10 +225,13 @@ class MultimodalModel(nn.Module):
             selections=selections,
         )
 
-    def forward(self, batch: Batch, top_p: float | None = None, return_trace: bool = False) -> ModelOutput:
+    def forward(
+        self, batch: Batch, top_p: float | None = None, return_trace: bool = False, saliency: SaliencyTarget | None = None
+    ) -> ModelOutput:
         """Batch → ModelOutput (logits (B, C) raw). ``top_p`` overrides config.top_p for MESM."""
         text_cls = self.encode_text(batch.text) if self.text_encoder is not None else None
-        return self.forward_prepared(batch, text_cls, self.encode_dense(batch), top_p=top_p, return_trace=return_trace)
+        return self.forward_prepared(batch, text_cls, self.encode_dense(batch), top_p=top_p, return_trace=return_trace,
+                                     saliency=saliency)
 
 
 class FE2E(MultimodalModel):

@@ -21,11 +21,20 @@ every cell, dropped ones included; inference keeps the real sparse path.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-__all__ = ["keep_gate", "keep_threshold"]
+__all__ = ["SaliencyTarget", "keep_gate", "keep_threshold"]
+
+
+@dataclass(frozen=True)
+class SaliencyTarget:
+    """Weight λ and power γ of the self-distilled saliency target (training only)."""
+
+    weight: float
+    power: float = 2.0
 
 
 def keep_threshold(log_probs: torch.Tensor, kept: torch.Tensor, active: torch.Tensor, temperature: float) -> torch.Tensor:

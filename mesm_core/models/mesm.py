@@ -27,7 +27,7 @@ from mesm_core.config import ModelConfig
 from mesm_core.flops import SparseBlockCounts, active_neighbour_count
 from mesm_core.models.attention import CrossModalAttention
 from mesm_core.models.fe2e import MultimodalModel
-from mesm_core.models.keep_gate import keep_gate
+from mesm_core.models.keep_gate import SaliencyTarget, keep_gate
 from mesm_core.models.nucleus import check_top_p, nucleus_mask
 from mesm_core.models.sparse import SparseVGGBlock, get_backend, pool_mask
 from mesm_core.types import SelectionState, SparseBlockTrace, SparseStageOutput
@@ -69,6 +69,7 @@ class SparseStage(nn.Module):
         top_p: float,
         config: ModelConfig,
         return_trace: bool,
+        saliency: SaliencyTarget | None = None,
     ) -> SparseStageOutput:
         mode = config.attention_mode
         # The keep gate multiplies every cell, dropped ones included: only the dense emulation can do that.
@@ -86,7 +87,7 @@ class SparseStage(nn.Module):
             else:
                 log_probs = attention.log_probs(x, query, restrict)
             probs = log_probs.exp()
-            kept = nucleus_mask(probs, top_p, restrict)
+            kept = nucleus_mask(probs, top_p, restrict, config.min_keep_fraction)
             gate = None
             if mode == "reference":
                 x_in = x * kept[:, None].to(x.dtype)
@@ -101,7 +102,7 @@ class SparseStage(nn.Module):
                 x_in = x
                 if gated:
                     gate = keep_gate(log_probs, kept, active, config.keep_temperature,
-                                     config.saliency_weight, config.saliency_power)
+                                     saliency.weight if saliency else 0.0, saliency.power if saliency else 1.0)
             if self.training:
                 out.selections.append(SelectionState(log_probs=log_probs, kept=kept, active=active))
             out.counts.append(SparseBlockCounts(
@@ -133,6 +134,10 @@ class MESM(MultimodalModel):
     def __init__(self, config: ModelConfig, text_pretrained: bool = True) -> None:
         if config.n_sparse_blocks < 1:
             raise ValueError("MESM needs n_sparse_blocks >= 1")
+        if "text" not in config.modalities:
+            # The transcript is the query of every attention layer; the reference raises here too.
+            raise ValueError(f"MESM needs the text modality (its attention is queried by the transcript); "
+                             f"got modalities {tuple(config.modalities)}. Use FE2E for audio/visual-only models")
         if config.attention_mode not in ("trained", "straight_through", "reference"):
             raise ValueError(
                 f"attention_mode must be 'trained', 'straight_through' or 'reference', got {config.attention_mode!r}"
@@ -140,6 +145,8 @@ class MESM(MultimodalModel):
         if config.reference_block1_bug and config.attention_mode != "reference":
             raise ValueError("reference_block1_bug=True needs attention_mode='reference'")
         check_top_p(config.top_p)
+        if not 0.0 <= config.min_keep_fraction <= 1.0:
+            raise ValueError(f"min_keep_fraction must be in [0, 1], got {config.min_keep_fraction}")
         super().__init__(config, text_pretrained=text_pretrained, n_sparse_blocks=config.n_sparse_blocks)
         first_sparse = len(config.block_channels) - config.n_sparse_blocks
         channels = tuple(config.block_channels[first_sparse:])
@@ -150,7 +157,8 @@ class MESM(MultimodalModel):
                                         scorer=config.attention_scorer, smoothing=config.attention_smoothing)
 
     def _sparse_stage(
-        self, modality: str, dense: torch.Tensor, query: torch.Tensor | None, top_p: float | None, return_trace: bool
+        self, modality: str, dense: torch.Tensor, query: torch.Tensor | None, top_p: float | None, return_trace: bool,
+        saliency: SaliencyTarget | None = None,
     ) -> SparseStageOutput:
         p = check_top_p(self.config.top_p if top_p is None else top_p)
-        return self.branches[modality].sparse(dense, query.to(dense.dtype), p, self.config, return_trace)
+        return self.branches[modality].sparse(dense, query.to(dense.dtype), p, self.config, return_trace, saliency)

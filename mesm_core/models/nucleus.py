@@ -4,6 +4,10 @@ For each frame, sort its cell probabilities in descending order and keep the sho
 mass reaches p: a cell is kept iff the mass of the cells ranked before it is < p. So ≥1 cell is
 always kept. Ties are broken by cell index (stable sort), so the mask is deterministic. p ≥ 1 keeps
 every active cell, without relying on a float cumulative sum reaching exactly 1.
+
+``min_fraction`` ρ (not in the paper; ``ModelConfig.min_keep_fraction``, 0 by default) also keeps the
+⌈ρ · N_active⌉ most probable cells of every frame, so a sharp attention cannot shrink the set the
+sparse CNN computes on below ρ (a keep floor in the selection rule; its cost is counted like any kept cell).
 """
 
 from __future__ import annotations
@@ -20,12 +24,17 @@ def check_top_p(p: float) -> float:
     return p
 
 
-def nucleus_mask(probs: torch.Tensor, p: float, active: torch.Tensor | None = None) -> torch.Tensor:
+def nucleus_mask(
+    probs: torch.Tensor, p: float, active: torch.Tensor | None = None, min_fraction: float = 0.0
+) -> torch.Tensor:
     """Boolean mask of the cells kept by top-p selection, computed independently per frame.
 
     probs (N, H, W) (or (N, L)): per-frame distributions (0 on inactive cells); active: same shape,
-    bool, or None (all cells active). The selection is not differentiable (a hard mask).
+    bool, or None (all cells active); min_fraction: keep floor ρ in [0, 1]. The selection is not
+    differentiable (a hard mask).
     """
+    if not 0.0 <= min_fraction <= 1.0:
+        raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction}")
     p = check_top_p(p)
     shape = probs.shape
     flat = probs.detach().flatten(1)
@@ -40,6 +49,11 @@ def nucleus_mask(probs: torch.Tensor, p: float, active: torch.Tensor | None = No
     mass_before = torch.cat([torch.zeros_like(cumulative[:, :1]), cumulative[:, :-1]], dim=-1)
     keep_sorted = mass_before < p
     keep_sorted[:, 0] = True
+    if min_fraction > 0:
+        n_active = flat.shape[1] if active_flat is None else active_flat.sum(dim=1, keepdim=True)
+        floor = torch.ceil(torch.as_tensor(n_active, dtype=torch.float64, device=flat.device) * min_fraction)
+        rank = torch.arange(flat.shape[1], device=flat.device)[None, :]
+        keep_sorted |= rank < floor
     keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
     if active_flat is not None:
         keep &= active_flat

@@ -32,7 +32,7 @@ from mesm_core.training.log import RunLogger
 from mesm_core.training.optim import build_optimizer, build_scheduler, current_lrs, pos_weight_from_labels
 from mesm_core.training.predictions import SplitPredictions, autocast_context, collect_predictions
 from mesm_core.training.sampler import EpochSampler
-from mesm_core.training.selection import selection_losses, top_p_at
+from mesm_core.training.selection import saliency_at, selection_losses, top_p_at
 from mesm_core.training.state import (
     LoopState,
     atomic_directory,
@@ -274,13 +274,13 @@ class Trainer:
             raise ValueError("a training batch has no labels")
         top_p = top_p_at(self.cfg, self.state.global_step, self.steps_per_epoch) if self.cfg.model.arch == "mesm" else None
         with autocast_context(self.device, self.use_amp, self.amp_dtype):
-            output = self.train_model(batch, top_p=top_p)
+            output = self.train_model(batch, top_p=top_p, saliency=saliency_at(self.cfg, top_p))
             teacher_logits = None
             if self.teacher is not None:
                 with torch.no_grad():
                     teacher_logits = self.teacher(batch).logits
         task_loss = self.criterion(output.logits.float(), batch.labels.float())
-        aux = selection_losses(self.cfg, output, top_p or 1.0, teacher_logits)
+        aux = selection_losses(self.cfg, output, teacher_logits)
         loss = task_loss + sum(aux.values()) if aux else task_loss
         for name, value in aux.items():
             self.state.epoch_aux_sums[name] = self.state.epoch_aux_sums.get(name, 0.0) + float(value.detach())

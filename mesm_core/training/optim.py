@@ -41,7 +41,7 @@ def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     Uses the model's own ``param_groups(lr)`` when it has one (FE2E/MESM do), else the name rule.
     """
     if hasattr(model, "param_groups"):
-        groups = [g for g in model.param_groups(cfg.train.lr) if g["params"]]
+        groups = [g for g in model.param_groups(cfg.train.lr, cfg.train.attention_lr_factor) if g["params"]]
     else:
         groups = build_param_groups(model, cfg)
     return torch.optim.Adam(groups, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)

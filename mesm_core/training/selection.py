@@ -13,15 +13,20 @@ import torch
 import torch.nn.functional as F
 
 from mesm_core.config import RunConfig
+from mesm_core.models.keep_gate import SaliencyTarget
 from mesm_core.types import ModelOutput
 
-__all__ = ["top_p_at", "keep_band_penalty", "distillation_loss", "selection_losses"]
+__all__ = ["top_p_at", "saliency_at", "keep_band_penalty", "distillation_loss", "selection_losses"]
 
 
 def top_p_at(cfg: RunConfig, step: int, steps_per_epoch: int) -> float:
     """The training p at optimizer step ``step`` (0-based): 1 during the warm-up, then a half-cosine
-    from 1 down to ``model.top_p`` over the anneal, then ``model.top_p``."""
+    from 1 down to ``model.top_p`` over the anneal, then ``model.top_p``; 1 on every
+    ``dense_step_every``-th step."""
     target = cfg.model.top_p
+    every = cfg.train.dense_step_every
+    if every > 0 and (step + 1) % every == 0:
+        return 1.0
     warmup = cfg.train.top_p_warmup_epochs * steps_per_epoch
     anneal = cfg.train.top_p_anneal_epochs * steps_per_epoch
     if step < warmup:
@@ -30,6 +35,16 @@ def top_p_at(cfg: RunConfig, step: int, steps_per_epoch: int) -> float:
         return target
     progress = (step - warmup) / anneal
     return target + (1.0 - target) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def saliency_at(cfg: RunConfig, top_p: float | None) -> SaliencyTarget | None:
+    """The saliency target to apply on a step trained at ``top_p`` (None: off on this step)."""
+    train = cfg.train
+    if train.saliency_weight <= 0 or top_p is None:
+        return None
+    if train.saliency_at == "dense" and top_p < 1.0:
+        return None
+    return SaliencyTarget(train.saliency_weight, train.saliency_power)
 
 
 def _top_mass(probs: torch.Tensor, active: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -71,15 +86,15 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return F.binary_cross_entropy_with_logits(student_logits.float(), torch.sigmoid(teacher_logits.float()))
 
 
-def selection_losses(
-    cfg: RunConfig, output: ModelOutput, top_p: float, teacher_logits: torch.Tensor | None
-) -> dict[str, torch.Tensor]:
-    """The configured auxiliary losses, already weighted: {"keep_band": ..., "distill": ...} (only those on)."""
+def selection_losses(cfg: RunConfig, output: ModelOutput, teacher_logits: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """The configured auxiliary losses, already weighted: {"keep_band": ..., "distill": ...} (only those on).
+
+    The keep band is measured at the deployed p (``model.top_p``) whatever p the step trains at."""
     train = cfg.train
     losses: dict[str, torch.Tensor] = {}
     if output.selections and (train.keep_min_fraction > 0 or train.keep_max_fraction < 1) and train.keep_band_weight > 0:
         losses["keep_band"] = train.keep_band_weight * keep_band_penalty(
-            output, top_p, train.keep_min_fraction, train.keep_max_fraction
+            output, cfg.model.top_p, train.keep_min_fraction, train.keep_max_fraction
         )
     if teacher_logits is not None and train.distill_weight > 0:
         losses["distill"] = train.distill_weight * distillation_loss(output.logits, teacher_logits)
