@@ -11,13 +11,12 @@ from safetensors.torch import load_file, save_file
 
 import mesm_core
 from mesm_core import CheckpointError, load_checkpoint, save_checkpoint
-from tests.conftest import tiny_text
 
 
 @pytest.fixture(scope="module")
 def tiny_mesm():
     torch.manual_seed(0)
-    model = mesm_core.create_model("mesm_small", text_pretrained=False, **tiny_text(sparse_backend="masked"))
+    model = mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random", sparse_backend="masked")
     # one training step so BN running statistics differ from their initial values
     batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
     model.train()(batch).logits.sum().backward()
