@@ -76,6 +76,9 @@ class ClipMeta:
     def __iter__(self) -> Iterator[str]:
         return iter(self.to_dict())
 
+    def keys(self):
+        return self.to_dict().keys()
+
     def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in self else default
 

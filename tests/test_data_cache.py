@@ -178,9 +178,40 @@ def test_record_round_trip_keeps_every_field(media, tmp_path):
                  "face_cues", "mel_cues"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(record, name))
     assert loaded.transcript == "héllo wörld" and loaded.frame_size == record.frame_size
-    assert loaded.meta["n_fallback"] == record.meta["n_fallback"]
+    assert loaded.meta == record.meta and loaded.meta.extra["n_fallback"] == record.meta["n_fallback"]
     with np.load(path, allow_pickle=False) as archive:  # arrays only: no pickled objects inside
         assert all(archive[k].dtype != object for k in archive.files)
+
+
+# What a cache written before ClipMeta holds in each record's info["meta"]: one flat dict.
+OLD_META = {"transcript_source": "given", "duration_s": 1.0, "start_s": 0.0, "end_s": 1.0, "audio_silent": True,
+            "audio_path": "/data/a.wav", "n_faces": 0, "face_regions": [[0, 0, 48, 48]], "split": "train",
+            "dataset": "iemocap", "side": "left"}
+
+
+@pytest.mark.parametrize("meta", [OLD_META, {}, {"split": "test", "cue_modalities": {"visual": True}}])
+def test_old_flat_meta_loads_as_clip_meta_and_round_trips(media, tmp_path, meta):
+    import json
+
+    from mesm_core.types import ClipMeta
+
+    video = media.write_video(tmp_path / "v.mkv", 10, audio=media.tone(1.0))
+    record = preprocess_clip(video, "x", detector=media.NoFaceDetector())
+    path = save_record(record, tmp_path / "r.npz")
+    with np.load(path, allow_pickle=False) as archive:  # rewrite it as an older cache would have
+        arrays = {k: archive[k] for k in archive.files}
+    info = json.loads(str(arrays["info"]))
+    info["meta"] = meta
+    arrays["info"] = np.array(json.dumps(info))
+    np.savez_compressed(path, **arrays)
+    loaded = load_record(path)
+    assert isinstance(loaded.meta, ClipMeta)
+    for key, value in meta.items():  # typed fields and extras alike, by item access
+        assert loaded.meta[key] == value and key in loaded.meta
+    assert {k: v for k, v in loaded.meta.to_dict().items() if k in meta} == meta
+    assert loaded.meta.split == meta.get("split") and loaded.meta.audio_silent is meta.get("audio_silent", False)
+    assert set(loaded.meta.extra) == set(meta) - set(ClipMeta.fields())
+    assert load_record(save_record(loaded, tmp_path / "again.npz")).meta == loaded.meta
 
 
 def test_collate_without_labels_and_with_empty_clips(media, tmp_path):
