@@ -14,6 +14,7 @@ split in two stages so that a top-p change does not redo the expensive work:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -162,8 +163,6 @@ class Predictor:
 
     def retext(self, prepared: PreparedClip, transcript: str | None) -> PreparedClip:
         """Same clip, new transcript: re-encode the text only (the dense visual/audio features are reused)."""
-        import dataclasses
-
         text_str = self._require_transcript(transcript, prepared.record.source or prepared.record.id)
         start = time.perf_counter()
         text = {k: v.to(self.device) for k, v in self.model.tokenizer([text_str]).items()}
