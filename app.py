@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mesm_viz.logic import AppSettings
+    from mesm_viz.studio import AppSettings
 
     defaults = AppSettings()
     parser = argparse.ArgumentParser(description="MESM attention studio (Gradio)")
@@ -38,12 +38,10 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(max(1, args.threads))
     from mesm_viz.app import build_app, launch_kwargs
-    from mesm_viz.logic import AppSettings
+    from mesm_viz.studio import AppSettings, Studio
 
     settings = AppSettings(checkpoint=args.checkpoint, checkpoint_dirs=list(args.checkpoint_dir),
                            max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, device=args.device)
-    from mesm_viz.logic import Studio
-
     studio = Studio(settings)
     studio.warm_up()  # load the default checkpoint and MTCNN before the first upload
     demo = build_app(studio=studio)

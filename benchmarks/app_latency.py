@@ -3,13 +3,13 @@
     python benchmarks/app_latency.py [--video assets/samples/sad_10s.mp4] [--checkpoint DIR] [--repeats 3]
                                      [--moves 8] [--threads 1] [--no-client] [--json OUT.json]
 
-Measures, with the app's own callbacks (``mesm_viz.logic.Studio``):
+Measures, with the app's own callbacks (``mesm_viz.studio.Studio``):
 
 * ``analyze``: upload → first result (decode + MTCNN + mel + text + dense layers + one sparse run +
   all views), with the clip cache cleared before each repeat (the model stays loaded, as in the app);
 * ``set_top_p`` on a p the cache has not seen (sparse stage + heads + views), on a p of the
   precomputed grid (drawing only) and on a p already shown (both cached), with the first split into
-  the model stage (``predict.run``) and the drawing;
+  the model stage (``Predictor.run``) and the drawing;
 * with the client (default): the same slider move through the running app's ``/set_top_p`` endpoint,
   i.e. including Gradio's image encoding and plot serialisation and the HTTP round trip.
 
@@ -54,10 +54,11 @@ def _ten_second_clip(folder: Path) -> tuple[Path, str]:
 
 
 def _checkpoint(path: str | None, folder: Path) -> tuple[str, str]:
-    from mesm_viz.logic import BUNDLED_CHECKPOINTS, _is_checkpoint
+    from mesm_core.checkpoint import is_checkpoint_dir
+    from mesm_viz.catalog import BUNDLED_CHECKPOINTS
 
     candidate = Path(path) if path else BUNDLED_CHECKPOINTS / "mesm_small"
-    if _is_checkpoint(candidate):
+    if is_checkpoint_dir(candidate):
         return str(candidate.resolve()), "given" if path else "bundled"
     if path:
         raise SystemExit(f"{path}: not a checkpoint folder")
@@ -87,19 +88,19 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    from mesm_core import predict as P
-    from mesm_viz import logic as L
+    from mesm_core.inference import resolve_transcript
+    from mesm_viz.studio import AppSettings, Studio
 
     work = Path(tempfile.mkdtemp(prefix="mesm_bench_"))
     video, transcript = (Path(args.video), args.transcript) if args.video else _ten_second_clip(work)
     if transcript is None:
-        transcript = P.resolve_transcript(video, None)
+        transcript = resolve_transcript(video, None)
     checkpoint, checkpoint_kind = _checkpoint(args.checkpoint, work)
-    settings = L.AppSettings(checkpoint=checkpoint, export_dir=str(work / "exports"))
-    studio = L.Studio(settings)
+    settings = AppSettings(checkpoint=checkpoint, export_dir=str(work / "exports"))
+    studio = Studio(settings)
 
     t0 = time.perf_counter()
-    studio.model(checkpoint)
+    predictor = studio.predictor(checkpoint)
     load_s = time.perf_counter() - t0
 
     # upload → first result -----------------------------------------------------------------
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
         start = time.perf_counter()
         state = studio.analyze(str(video), transcript, checkpoint, 0.5)[0]
         analyze_s.append(time.perf_counter() - start)
-    entry = studio.entries[state["key"]]
+    entry = studio.entries[state.key]
     record = entry.record
 
     start = time.perf_counter()
@@ -120,7 +121,6 @@ def main(argv: list[str] | None = None) -> dict:
     sweep_s = time.perf_counter() - start
 
     # slider moves --------------------------------------------------------------------------
-    loaded = studio.model(checkpoint)
     off_grid = [0.15, 0.85, 0.25, 0.75, 0.35, 0.65, 0.45, 0.55, 0.05, 0.95][: args.moves]
     on_grid = [0.3, 0.9, 0.2, 0.8, 0.4, 0.6, 0.7, 0.1, 1.0, 0.5][: args.moves]
     miss_s, hit_s, again_s, run_s, draw_s = [], [], [], [], []
@@ -138,11 +138,11 @@ def main(argv: list[str] | None = None) -> dict:
         again_s.append(time.perf_counter() - start)
     for p in off_grid:
         start = time.perf_counter()
-        pred = P.run(loaded, entry.prepared, p + 0.01)
+        pred = predictor.run(entry.prepared, p + 0.01)
         run_s.append(time.perf_counter() - start)
         start = time.perf_counter()
         studio.p_view(entry, pred)
-        studio.frame_view(entry, pred, state["frame"], with_frame=False)
+        studio.frame_view(entry, pred, state.frame, with_frame=False)
         draw_s.append(time.perf_counter() - start)
 
     client_s: list[float] = []
@@ -173,9 +173,9 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
                     "processor": platform.processor() or platform.machine(),
                     "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None},
-        "clip": {"video": str(video), "duration_s": record.meta.get("duration_s"), "frames": int(record.faces.shape[0]),
+        "clip": {"video": str(video), "duration_s": record.meta.duration_s, "frames": int(record.faces.shape[0]),
                  "mel_chunks": int(entry.prepared.batch.chunks.shape[0])},
-        "checkpoint": {"path": checkpoint, "kind": checkpoint_kind, "sparse_backend": loaded.config.sparse_backend},
+        "checkpoint": {"path": checkpoint, "kind": checkpoint_kind, "sparse_backend": predictor.config.sparse_backend},
         "model_load_s": load_s,
         "analyze_cold_s": cold_s,
         "analyze_median_s": _median(analyze_s),
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
         "samples": {"analyze": analyze_s, "new_p": miss_s, "grid_p": hit_s, "seen_p": again_s, "client": client_s},
     }
     print(f"machine: {result['machine']}")
-    print(f"clip: {result['clip']}  checkpoint: {checkpoint_kind}, backend {loaded.config.sparse_backend}")
+    print(f"clip: {result['clip']}  checkpoint: {checkpoint_kind}, backend {predictor.config.sparse_backend}")
     rows = [("model load (once)", load_s), ("upload → first result, cold (first clip)", cold_s),
             ("upload → first result, median", result["analyze_median_s"]),
             ("cost curve (p-grid, after the first result)", sweep_s),

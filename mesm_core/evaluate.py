@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mesm_core.io import write_json
 from mesm_core.metrics import METRIC_LABELS, MetricsReport, choose_thresholds, compute_metrics
 from mesm_core.training.predictions import SplitPredictions
 from mesm_core.types import Batch, ClipRecord
@@ -712,20 +713,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(_json_safe(output), indent=2) + "\n")
+        write_json(args.out, output)
         print(f"wrote {args.out}")
     return 0
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 if __name__ == "__main__":

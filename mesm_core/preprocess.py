@@ -12,7 +12,6 @@ manifest, merged on read).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -34,8 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.FIELD=VALUE",
                         help="DataConfig override, e.g. data.frame_interval_ms=500 (repeatable)")
     parser.add_argument("--limit", type=int, default=None, help="process at most K utterances (after sharding)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generated IEMOCAP split / synthetic data")
-    parser.add_argument("--n-clips", type=int, default=None, help="synthetic: number of clips to generate")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the generated IEMOCAP split (default 0) / of the synthetic data (default: "
+                             "the dataset already in --source, else 0)")
+    parser.add_argument("--n-clips", type=int, default=None,
+                        help="synthetic: number of clips (default: the dataset already in --source, else 1200; "
+                             "a different number regenerates it, with a warning)")
     parser.add_argument("--keep-unassigned", action="store_true",
                         help="also process utterances that no split lists (split 'unassigned')")
     parser.add_argument("--device", default="cpu", help="MTCNN device (cpu, cuda, cuda:1)")
@@ -52,10 +55,11 @@ def data_config_from_overrides(overrides: list[str]):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from mesm_core.data.cache import SPLITS_INFO, atomic_write_text, parse_shard, preprocess_jobs
+    from mesm_core.data.cache import SPLITS_INFO, parse_shard, preprocess_jobs
     from mesm_core.data.errors import DataSourceError
     from mesm_core.data.sources import build_source
     from mesm_core.data.splits import assign_splits, generate_iemocap_split, load_split_lists, report_existing_splits
+    from mesm_core.io import write_json
 
     try:
         config = data_config_from_overrides(args.overrides)
@@ -71,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         elif scan.has_splits:
             report = report_existing_splits(scan.jobs, origin="the source's split column", warn=False)
         elif args.dataset.startswith("iemocap"):
-            lists = generate_iemocap_split([job.id for job in scan.jobs], seed=args.seed)
-            report = assign_splits(scan.jobs, lists, origin=f"a generated random 70/10/20 split (seed {args.seed})",
+            seed = 0 if args.seed is None else args.seed
+            lists = generate_iemocap_split([job.id for job in scan.jobs], seed=seed)
+            report = assign_splits(scan.jobs, lists, origin=f"a generated random 70/10/20 split (seed {seed})",
                                    warn=False)
         else:
             report = report_existing_splits(scan.jobs, origin="nowhere (no --splits given)", warn=False)
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "test.txt) or --keep-unassigned to cache everything as split 'unassigned'")
         print(report.summary(), flush=True)
         args.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out / SPLITS_INFO, json.dumps(report.to_dict(), indent=1))
+        write_json(args.out / SPLITS_INFO, report.to_dict(), indent=1)
         if args.keep_unassigned:
             for job in scan.jobs:
                 job.split = job.split or "unassigned"

@@ -6,11 +6,85 @@ Shapes use: B utterances in a batch, N_f face frames and N_c mel chunks summed o
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
+
+
+@dataclass
+class ClipMeta:
+    """What preprocessing recorded about a clip besides its arrays (``ClipRecord.meta``).
+
+    The typed fields are the ones other modules read; everything else the pipeline or a dataset
+    source records (frame and face counts, flags, dataset ids...) is kept in ``extra``. The cache
+    stores all of it as one flat JSON object, the format older caches already have, so
+    :meth:`from_dict` reads both. Item access (``meta["n_faces"]``) reads typed fields and extras alike.
+    """
+
+    duration_s: float | None = None            # length of the utterance window (s)
+    start_s: float = 0.0                       # window start in the source, from its first sample (s)
+    end_s: float | None = None
+    media_origin_s: float = 0.0                # time of the container's first sample (MPEG-TS, some MP4s)
+    audio_path: str | None = None              # file the audio was read from
+    audio_channel: int | None = None           # the channel kept; None = mean of all channels
+    audio_duration_s: float | None = None
+    audio_silent: bool = False                 # every sample is zero: the audio carries nothing
+    no_face: bool = False                      # no sampled frame had a detected face
+    face_regions: list[list[float]] | None = None  # (F, 4) frame-pixel region resized into each face crop
+    split: str | None = None                   # train / valid / test / ... when it came from a dataset
+    cue_modalities: dict[str, bool] | None = None  # synthetic data: which modalities carry the cue
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name != "extra")
+
+    @classmethod
+    def from_dict(cls, data: "Mapping[str, Any] | ClipMeta | None") -> "ClipMeta":
+        """From the flat dict of a cache file (or a ClipMeta, copied); unknown keys go to ``extra``."""
+        if isinstance(data, ClipMeta):
+            return dataclasses.replace(data, extra=dict(data.extra))
+        data = dict(data or {})
+        typed = {k: data.pop(k) for k in cls.fields() if k in data}
+        return cls(**typed, extra=data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """One flat dict: the typed fields, then the extras (what the cache stores)."""
+        return {**{k: getattr(self, k) for k in self.fields()}, **self.extra}
+
+    def copy(self) -> "ClipMeta":
+        return ClipMeta.from_dict(self)
+
+    # Item access, for the free-form extras and for code written against the older dict.
+    def __getitem__(self, key: str) -> Any:
+        if key in self.fields():
+            return getattr(self, key)
+        return self.extra[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in self.fields():
+            setattr(self, key, value)
+        else:
+            self.extra[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.fields() or key in self.extra
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def keys(self):
+        return self.to_dict().keys()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def update(self, values: Mapping[str, Any]) -> None:
+        for key, value in values.items():
+            self[key] = value
 
 
 @dataclass
@@ -44,7 +118,11 @@ class ClipRecord:
     mel_cues: np.ndarray | None = None
     frame_size: tuple[int, int] | None = None  # (H, W) of the source frames
     source: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: ClipMeta = field(default_factory=ClipMeta)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.meta, ClipMeta):  # a dict: an older cache, or a hand-made record
+            self.meta = ClipMeta.from_dict(self.meta)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The Gradio 6 Blocks app of the attention studio: layout, event wiring and error display.
 
-All computation is in :mod:`mesm_viz.logic` (plain functions, tested without a server). Here each
-callback only unpacks the logic's views into component values and turns input errors into a
+All computation is in :class:`mesm_viz.studio.Studio` (plain Python, tested without a server). Here
+each callback only unpacks the studio's views into component values and turns errors into a
 ``gr.Warning`` plus a status line, so the server keeps serving whatever the upload.
 
 Events and their API names (every one callable with ``gradio_client``):
@@ -32,16 +32,10 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from mesm_viz.logic import (
-    SAMPLES_DIR,
-    AppSettings,
-    ClipView,
-    FrameView,
-    PView,
-    Studio,
-    describe_error,
-    sample_clips,
-)
+from mesm_core.errors import MesmError
+from mesm_viz.catalog import SAMPLES_DIR, sample_clips
+from mesm_viz.studio import AppSettings, Studio, describe_error
+from mesm_viz.views import ClipView, FrameView, PView
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +47,6 @@ CSS = """
 .mesm-pixelated img {image-rendering: pixelated}
 """
 
-_EXPECTED = ("ClipError", "CheckpointError", "UserInputError", "EmptyTranscriptError")
-
-
-def _is_expected(exc: BaseException) -> bool:
-    return any(cls.__name__ in _EXPECTED for cls in type(exc).__mro__)
-
-
 def _safe(fn: Callable[..., list], n_outputs: int, status_index: int) -> Callable[..., list]:
     """Wrap a callback: on error, warn in the UI, write the message into the status output and leave
     every other output as it was (``gr.skip()``)."""
@@ -69,7 +56,7 @@ def _safe(fn: Callable[..., list], n_outputs: int, status_index: int) -> Callabl
             return fn(*args)
         except Exception as exc:  # noqa: BLE001 — any failure must keep the server serving
             message = describe_error(exc)
-            if not _is_expected(exc):
+            if not isinstance(exc, MesmError):  # input errors are the user's to fix; the rest is ours
                 log.error("callback %s failed:\n%s", fn.__name__, traceback.format_exc())
             gr.Warning(message)
             out: list = [gr.skip()] * n_outputs
@@ -217,7 +204,7 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
                     numbers = gr.JSON(label="Numbers")
             with gr.Tab("Export"):
                 gr.Markdown("Writes `report.json`, `flops.csv` and the overlay PNGs (the same writer as "
-                            "`python -m mesm_core.predict --report`) for the current p and frame.")
+                            "`python -m mesm_viz.report`) for the current p and frame.")
                 export_btn = gr.Button("Export report")
                 export_file = gr.File(label="Report (.zip)", interactive=False)
 
@@ -237,7 +224,7 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
         def analyze(video_path, text, ck, p):
             new_state, clip, frame, pv, message = studio.analyze(video_path, text, ck, p)
             clip: ClipView
-            slider = gr.Slider(minimum=0, maximum=max(clip.n_frames - 1, 1), value=new_state["frame"], step=1,
+            slider = gr.Slider(minimum=0, maximum=max(clip.n_frames - 1, 1), value=new_state.frame, step=1,
                                interactive=clip.n_frames > 1)
             strip = [(to_file(image, "jpeg"), caption) for image, caption in clip.strip]
             return [new_state, strip, slider, to_file(frame.frame_image, "jpeg"), *frame_values(frame), *p_values(pv),

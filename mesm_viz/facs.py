@@ -1,6 +1,6 @@
 """FACS face regions from the 5 MTCNN landmarks, EMFACS emotion prototypes, and attention statistics.
 
-Geometry (docs/facs.md, anchors §D.1-D.2). Landmarks are the 5 MTCNN points in *crop* pixel coordinates
+Geometry: docs/facs.md ("Face frame", "Region table"). Landmarks are the 5 MTCNN points in *crop* pixel coordinates
 ``(x, y)``, ordered ``eye_l, eye_r, nose, mouth_l, mouth_r`` with "l" = image-left (the subject's right on
 an unmirrored camera). From them a face frame is built::
 
@@ -62,7 +62,7 @@ ARCFACE_TEMPLATE_112 = np.array(
 
 _EPS = 1e-9  # inclusive boundary tolerance: keeps mirrored rasterisations identical under round-off
 
-SOURCE_GEOMETRY = "5-point (s,t) construction: anchors §D.1 (project proposal, calibrated on the ArcFace template)"
+SOURCE_GEOMETRY = "5-point (s,t) construction: docs/facs.md (project proposal, calibrated on the ArcFace template)"
 SOURCE_AU = "AU/muscle names: Ekman & Friesen (1978) FACS manual; Py-Feat AU reference (docs/pages/au_reference.md)"
 
 # FACS action-unit names (Ekman & Friesen 1978; same wording as Py-Feat's AU reference).

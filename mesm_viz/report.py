@@ -1,16 +1,28 @@
-"""Write visualisations to disk: PNG files and in-memory PNG bytes (for exports and the app's downloads)."""
+"""The full report of a prediction: core's report.json + flops.csv, plus the overlay PNGs and FACS statistics.
+
+    python -m mesm_viz.report VIDEO --report OUT [--transcript "TEXT"] [--checkpoint DIR] [--top-p P] ...
+
+takes the flags of ``python -m mesm_core.predict`` and writes ``OUT/report.json`` (with a ``facs``
+section), ``OUT/flops.csv``, ``OUT/face_layers.png``, ``OUT/facs_overlay.png`` and ``OUT/mel_masks.png``.
+The studio's Export button writes the same folder (:func:`write_full_report`).
+"""
 
 from __future__ import annotations
 
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from mesm_core.inference import Prediction, write_report
+from mesm_core.io import atomic_write
+from mesm_viz import facs as F
 from mesm_viz.overlay import to_uint8_image
+from mesm_viz.views import best_frame, facs_view, frame_regions, layer_grid_image, mel_masks_image, shown_class
 
-__all__ = ["png_bytes", "save_png"]
+__all__ = ["png_bytes", "save_png", "report_artefacts", "facs_mean_stats", "write_full_report", "main"]
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -23,12 +35,78 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write an RGB image as PNG (atomically: temp file + rename); returns the path."""
+    """Write an RGB image as PNG (atomically); returns the path."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"{path}: expected a .png file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(png_bytes(image))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, png_bytes(image))
+
+
+def facs_mean_stats(pred: Prediction) -> list[dict[str, Any]]:
+    """Per layer and region: attention mass and kept fraction averaged over frames with a detected face."""
+    record = pred.record
+    frames = np.flatnonzero(record.face_detected)
+    blocks = pred.trace.get("visual", [])
+    if not len(frames) or not blocks:
+        return []
+    sums: dict[tuple[int, str], list[float]] = {}
+    for f in frames:
+        regions = frame_regions(record, int(f))
+        for layer, block in enumerate(blocks, start=1):
+            for row in F.region_stats(regions, block.attention[f], block.kept[f]):
+                acc = sums.setdefault((layer, row["label"]), [0.0, 0.0, 0.0, 0])
+                acc[0] += row["attention_mass"] or 0.0
+                acc[1] += row["kept_fraction"] or 0.0
+                acc[2] += row["area_share"]
+                acc[3] += 1
+    return [{"layer": layer, "region": label, "attention_mass": a / n, "kept_fraction": k / n, "area_share": s / n}
+            for (layer, label), (a, k, s, n) in sums.items()]
+
+
+def report_artefacts(pred: Prediction, out_dir: str | os.PathLike, frame: int | None = None) -> dict[str, Any]:
+    """Write the overlay PNGs (face layer grid, FACS overlay, mel with masks) into ``out_dir`` and return
+    the extra report.json entries: ``files`` (their names) and ``facs`` (the frame shown, its region
+    table, the prototype of the shown class, and region statistics averaged over the frames with a
+    detected face). ``frame`` defaults to the most confident face frame."""
+    out_dir = Path(out_dir)
+    files = []
+    record = pred.record
+    frame = best_frame(record) if frame is None else int(frame)
+    save_png(mel_masks_image(pred), out_dir / "mel_masks.png")
+    files.append("mel_masks.png")
+    if frame >= 0:
+        grid = layer_grid_image(pred, frame)
+        if grid is not None:
+            save_png(grid, out_dir / "face_layers.png")
+            files.append("face_layers.png")
+        view = facs_view(pred, frame)
+        save_png(view.image, out_dir / "facs_overlay.png")
+        files.append("facs_overlay.png")
+        facs = {"frame": frame, "frame_time_s": float(record.frame_times[frame]), "headers": view.headers,
+                "rows": view.rows, "note": view.note, "mean_over_face_frames": facs_mean_stats(pred)}
+    else:
+        facs = {"frame": None, "note": pred.face_note}
+    shown, above = shown_class(pred)
+    proto = F.prototype_for(shown)
+    facs["prototype"] = {"class": shown, "predicted": above, "notation": proto.notation if proto else None,
+                         "note": proto.note if proto else F.label_mapping(shown).note}
+    return {"facs": facs, "files": files}
+
+
+def write_full_report(pred: Prediction, out_dir: str | os.PathLike, frame: int | None = None) -> Path:
+    """The PNGs, then core's flops.csv and report.json (with the ``facs`` section). Returns report.json."""
+    return write_report(pred, out_dir, extra=report_artefacts(pred, out_dir, frame))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mesm_viz.report``: the predict CLI, writing the full report."""
+    from mesm_core.predict import build_parser
+    from mesm_core.predict import main as predict_main
+
+    parser = build_parser(prog="python -m mesm_viz.report", report_required=True,
+                          report_help="folder for report.json, flops.csv and the overlay PNGs")
+    return predict_main(argv, parser=parser, write=write_full_report)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

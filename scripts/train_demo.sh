@@ -18,7 +18,7 @@ RECIPE=(--epochs "$EPOCHS" --set train.batch_size=8 --set train.lr=0.001 --set t
 
 # 1. The synthetic dataset (seed 0, 1,200 clips: train 840 / valid 120 / test 240) and its cache.
 $PY -m mesm_core.preprocess --dataset synthetic --source data/synthetic --out data/synthetic_cache --workers 2 \
-    --seed 0 --no-progress
+    --seed 0 --n-clips 1200 --no-progress
 
 # 2. Train (the two runs are independent; they may run in parallel).
 $PY -m mesm_core.train --preset mesm_small --data data/synthetic_cache --out "$RUNS/mesm_small" "${RECIPE[@]}"

@@ -13,43 +13,39 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_predict import TRANSCRIPT, make_checkpoint, make_face_clip
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync", "--disable-quic"]
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.usefixtures("one_torch_thread"),
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
                                                      "(apt-get install chromium); Playwright's own download is not used"),
 ]
 
 
-def _sample_or_generated(root: Path) -> tuple[Path, str]:
+def _sample_or_generated(media, root: Path) -> tuple[Path, str]:
     """The bundled 10 s sample when present (a nicer screenshot), else a generated 3 s clip."""
-    from mesm_viz.logic import SAMPLES_DIR, sample_clips
+    from mesm_viz.catalog import SAMPLES_DIR, sample_clips
 
     if os.environ.get("MESM_SCREENSHOT_DIR"):
         samples = sorted(sample_clips(SAMPLES_DIR), key=lambda s: Path(s[0]).stem != "happy")
         for video, text in samples:
             if text:
                 return Path(video), text
-    return make_face_clip(root / "face.mp4", seconds=3.0), TRANSCRIPT
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread(one_torch_thread):
-    """The app's threading (see tests/conftest.py::one_torch_thread) for every test here."""
+    return media.make_face_clip(root / "face.mp4", seconds=3.0), media.TRANSCRIPT
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app_url(models, tmp_path_factory):
     pytest.importorskip("playwright.sync_api")
     root = tmp_path_factory.mktemp("app_browser")
     os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "gradio"))
     from mesm_viz.app import build_app, launch_kwargs
-    from mesm_viz.logic import AppSettings, bundled_checkpoints
+    from mesm_viz.catalog import bundled_checkpoints
+    from mesm_viz.studio import AppSettings
 
     # For the docs screenshot: $MESM_SCREENSHOT_CHECKPOINT or the bundled demo checkpoint gives it real
     # content. The test itself never relies on a trained checkpoint.
@@ -57,7 +53,7 @@ def app_url(tmp_path_factory):
     if os.environ.get("MESM_SCREENSHOT_DIR"):
         checkpoint = os.environ.get("MESM_SCREENSHOT_CHECKPOINT") or next(
             (c for c in bundled_checkpoints() if "mesm" in Path(c).name), None)
-    settings = AppSettings(checkpoint=checkpoint or str(make_checkpoint(root / "mesm")),
+    settings = AppSettings(checkpoint=checkpoint or str(models.make_checkpoint(root / "mesm")),
                            export_dir=str(root / "exports"))
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=1)
@@ -68,11 +64,11 @@ def app_url(tmp_path_factory):
         demo.close()
 
 
-def test_upload_analyze_and_move_top_p(app_url, tmp_path):
+def test_upload_analyze_and_move_top_p(app_url, media, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     url, root = app_url
-    clip, transcript = _sample_or_generated(root)
+    clip, transcript = _sample_or_generated(media, root)
     shots = Path(os.environ.get("MESM_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:

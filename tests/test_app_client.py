@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_predict import TRANSCRIPT, make_checkpoint, make_face_clip
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # a live server
 
 # Order of the /analyze outputs (see mesm_viz.app.build_app): state is not part of the API.
 ANALYZE = ["gallery", "frame_index", "frame_img", "layer_img", "facs_img", "facs_table", "facs_note", "label",
@@ -24,22 +24,17 @@ def _digest(path: str) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread(one_torch_thread):
-    """The app's threading (see tests/conftest.py::one_torch_thread) for every test here."""
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(media, models, tmp_path_factory):
     root = tmp_path_factory.mktemp("app_client")
     old_temp = os.environ.get("GRADIO_TEMP_DIR")
     os.environ["GRADIO_TEMP_DIR"] = str(root / "gradio")
     from gradio_client import Client
 
     from mesm_viz.app import build_app, launch_kwargs
-    from mesm_viz.logic import AppSettings
+    from mesm_viz.studio import AppSettings
 
-    checkpoint = make_checkpoint(root / "mesm")
+    checkpoint = models.make_checkpoint(root / "mesm")
     settings = AppSettings(checkpoint=str(checkpoint), export_dir=str(root / "exports"), max_upload_mb=5)
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=1)
@@ -48,7 +43,7 @@ def served(tmp_path_factory):
     client = Client(url, verbose=False, download_files=str(root / "downloads"))
     try:
         yield {"client": client, "root": root, "checkpoint": str(checkpoint.resolve()),
-               "clip": make_face_clip(root / "face.mp4", seconds=2.0)}
+               "clip": media.make_face_clip(root / "face.mp4", seconds=2.0), "transcript": media.TRANSCRIPT}
     finally:
         client.close()
         demo.close()
@@ -70,7 +65,7 @@ def test_analyze_then_move_top_p(served):
     from gradio_client import handle_file
 
     client = served["client"]
-    out = dict(zip(ANALYZE, client.predict(handle_file(str(served["clip"])), TRANSCRIPT, served["checkpoint"], 0.3,
+    out = dict(zip(ANALYZE, client.predict(handle_file(str(served["clip"])), served["transcript"], served["checkpoint"], 0.3,
                                            api_name="/analyze")))
     assert out["status"].startswith("**Done:**"), out["status"]
     first = out["numbers"]
@@ -98,7 +93,7 @@ def test_transcript_frame_and_export(served):
     from gradio_client import handle_file
 
     client = served["client"]
-    client.predict(handle_file(str(served["clip"])), TRANSCRIPT, served["checkpoint"], 0.5, api_name="/analyze")
+    client.predict(handle_file(str(served["clip"])), served["transcript"], served["checkpoint"], 0.5, api_name="/analyze")
     edited = dict(zip(SET_TOP_P, client.predict("a completely different sentence", api_name="/set_transcript")))
     assert edited["numbers"]["transcript"] == "a completely different sentence"
     assert "re-encoded" in edited["status"]
@@ -117,14 +112,14 @@ def test_bad_upload_keeps_server_serving(served):
     client = served["client"]
     garbage = served["root"] / "broken.mp4"
     garbage.write_bytes(b"definitely not a video" * 50)
-    out = dict(zip(ANALYZE, client.predict(handle_file(str(garbage)), TRANSCRIPT, served["checkpoint"], 0.5,
+    out = dict(zip(ANALYZE, client.predict(handle_file(str(garbage)), served["transcript"], served["checkpoint"], 0.5,
                                            api_name="/analyze")))
     assert out["status"].startswith("**Problem:**") and "broken.mp4" in out["status"]
     empty = dict(zip(ANALYZE, client.predict(handle_file(str(served["clip"])), "", served["checkpoint"], 0.5,
                                              api_name="/analyze")))
     assert "Transcript needed" in empty["status"]
     # Still serving: a good request right after works.
-    ok = dict(zip(ANALYZE, client.predict(handle_file(str(served["clip"])), TRANSCRIPT, served["checkpoint"], 0.5,
+    ok = dict(zip(ANALYZE, client.predict(handle_file(str(served["clip"])), served["transcript"], served["checkpoint"], 0.5,
                                           api_name="/analyze")))
     assert ok["status"].startswith("**Done:**")
 

@@ -11,13 +11,12 @@ from safetensors.torch import load_file, save_file
 
 import mesm_core
 from mesm_core import CheckpointError, load_checkpoint, save_checkpoint
-from tests.conftest import tiny_text
 
 
 @pytest.fixture(scope="module")
 def tiny_mesm():
     torch.manual_seed(0)
-    model = mesm_core.create_model("mesm_small", text_pretrained=False, **tiny_text(sparse_backend="masked"))
+    model = mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random", sparse_backend="masked")
     # one training step so BN running statistics differ from their initial values
     batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
     model.train()(batch).logits.sum().backward()
@@ -134,3 +133,46 @@ def test_save_validates_its_arguments(tiny_mesm, tmp_path):
     assert json.loads((tmp_path / "y" / "config.json").read_text())["model"]["text_model"] == "tiny-random"
     save_checkpoint(tiny_mesm, tmp_path / "z")
     assert not [p for p in (tmp_path / "z").iterdir() if p.name.endswith(".tmp")]
+
+
+# --- reading without building: the one config reader and the in-place weight loader -----------------
+
+@pytest.mark.parametrize("stored", ["list", "dict"])
+def test_read_checkpoint_info_without_weights(saved, stored):
+    from mesm_core.checkpoint import read_checkpoint_info
+
+    classes = mesm_core.get_preset("mesm_small").model.classes
+    thresholds = [0.1 * (i + 1) for i in range(len(classes))]
+    value = thresholds if stored == "list" else dict(zip(reversed(classes), reversed(thresholds)))
+    _edit_config(saved, lambda c: c.update(thresholds=value))
+    (saved / "model.safetensors").unlink()  # the config alone is enough
+    info = read_checkpoint_info(saved)
+    assert info.path == saved and info.classes == classes
+    assert info.thresholds == pytest.approx(thresholds)  # always in class order
+    assert info.run_config.model.arch == "mesm" and info.metrics == {"f1": 0.5}
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda c: c.update(thresholds=[0.5]), "1 thresholds for 6 classes"),
+    (lambda c: c.update(thresholds={"anger": 0.5}), "no threshold for class"),
+    (lambda c: c.update(classes=["a", "b"]), "disagree with model.classes"),
+])
+def test_read_checkpoint_info_rejects_bad_configs(saved, damage, message):
+    from mesm_core.checkpoint import read_checkpoint_info
+
+    _edit_config(saved, damage)
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint_info(saved)
+
+
+def test_load_weights_into_checks_keys_and_shapes(saved, tiny_mesm, tiny_batch):
+    from mesm_core.checkpoint import load_weights_into
+
+    torch.manual_seed(1)
+    fresh = mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random",
+                                   sparse_backend="masked").eval()
+    assert load_weights_into(fresh, saved) == saved / "model.safetensors"
+    torch.testing.assert_close(_logits(fresh, tiny_batch), _logits(tiny_mesm, tiny_batch))
+    other = mesm_core.create_model("fe2e_small", text_pretrained=False, text_model="tiny-random")
+    with pytest.raises(CheckpointError, match="weights do not match the model"):
+        load_weights_into(other, saved)

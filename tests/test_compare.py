@@ -69,6 +69,7 @@ def test_table_layout_mean_and_std():
     assert rows["MESM"][-2].startswith(f"{100 * average_acc:.1f} ± ")
 
 
+@pytest.mark.slow
 def test_compare_smoke_trains_then_loads(feature_cache, tmp_path):
     kwargs = dict(data=None, features=feature_cache, seeds=[0, 1], runs_dir=tmp_path / "runs",
                   baselines=["lf_lstm", "mult"], e2e=[], epochs=2, baseline_overrides=TINY)
@@ -83,6 +84,7 @@ def test_compare_smoke_trains_then_loads(feature_cache, tmp_path):
     assert [r["test"]["average"] for r in loaded[1].runs] == [r["test"]["average"] for r in systems[1].runs]
 
 
+@pytest.mark.slow
 def test_compare_cli_writes_markdown_and_json(feature_cache, tmp_path):
     out = tmp_path / "table"
     code = main(["--features", str(feature_cache), "--e2e", "", "--baselines", "lf_trans,emoembs", "--seeds", "0",
@@ -96,6 +98,7 @@ def test_compare_cli_writes_markdown_and_json(feature_cache, tmp_path):
     assert [s["kind"] for s in payload["systems"]] == ["baseline", "baseline"]
 
 
+@pytest.mark.slow
 def test_saved_baseline_reloads_with_identical_predictions(feature_cache, tmp_path):
     from mesm_core.baseline_presets import get_baseline_preset
     from mesm_core.baseline_train import load_baseline, predict_split, train_baseline
@@ -121,6 +124,7 @@ def test_quirk_overrides_reach_the_model(feature_cache, tmp_path):
         get_baseline_preset("lf_trans").apply_overrides(["model.nonsense=1"])
 
 
+@pytest.mark.slow
 def test_baseline_train_cli(feature_cache, tmp_path, capsys):
     from mesm_core.baseline_train import main as train_main
 
@@ -132,6 +136,7 @@ def test_baseline_train_cli(feature_cache, tmp_path, capsys):
     assert "test (validation thresholds)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_main_train_cli_dispatches_baseline_presets(feature_cache, tmp_path):
     """``python -m mesm_core.train --preset lf_trans --data FEATURE_CACHE`` trains the baseline."""
     from mesm_core.train import main as train_main

@@ -8,7 +8,6 @@ import pytest
 
 from mesm_core.config import DataConfig
 from mesm_core.data.audio import load_audio, mel_chunks, melspectrogram
-from tests.fixtures_media import tone, write_video, write_wav
 
 
 def torchaudio_style_mel(y: np.ndarray, sr=16000, n_fft=400, hop=200, n_mels=128) -> np.ndarray:
@@ -32,9 +31,9 @@ def torchaudio_style_mel(y: np.ndarray, sr=16000, n_fft=400, hop=200, n_mels=128
 
 
 @pytest.mark.parametrize("n_samples", [201, 3200, 16000 + 77])
-def test_mel_matches_torchaudio_formula(n_samples):
+def test_mel_matches_torchaudio_formula(media, n_samples):
     rng = np.random.default_rng(n_samples)
-    y = (0.1 * rng.standard_normal(n_samples) + tone(n_samples / 16000, freq=700)[:n_samples]).astype(np.float32)
+    y = (0.1 * rng.standard_normal(n_samples) + media.tone(n_samples / 16000, freq=700)[:n_samples]).astype(np.float32)
     ours = melspectrogram(y, DataConfig())
     reference = torchaudio_style_mel(y)
     assert ours.dtype == np.float32
@@ -42,8 +41,8 @@ def test_mel_matches_torchaudio_formula(n_samples):
     np.testing.assert_allclose(ours, reference, rtol=2e-4, atol=1e-5 * reference.max())
 
 
-def test_mel_is_power_not_log():
-    quiet, loud = tone(0.5, amplitude=0.1), tone(0.5, amplitude=0.2)
+def test_mel_is_power_not_log(media):
+    quiet, loud = media.tone(0.5, amplitude=0.1), media.tone(0.5, amplitude=0.2)
     ratio = melspectrogram(loud).sum() / melspectrogram(quiet).sum()
     assert ratio == pytest.approx(4.0, rel=1e-3)  # power 2: doubling amplitude → ×4
 
@@ -65,10 +64,10 @@ def test_mel_chunks_shapes_and_zero_padded_tail(n_frames, expected_chunks):
         assert np.all(rebuilt[:, n_frames:] == 0)
 
 
-def test_load_audio_window_and_channel(tmp_path):
-    left = tone(2.0, freq=300)
+def test_load_audio_window_and_channel(media, tmp_path):
+    left = media.tone(2.0, freq=300)
     right = np.zeros_like(left)
-    path = write_wav(tmp_path / "stereo.wav", np.stack([left, right], axis=1))
+    path = media.write_wav(tmp_path / "stereo.wav", np.stack([left, right], axis=1))
     full = load_audio(path)
     assert full.source_channels == 2 and len(full.samples) == 32000
     np.testing.assert_allclose(full.samples, left / 2, atol=1e-4)  # mono = channel mean
@@ -79,16 +78,16 @@ def test_load_audio_window_and_channel(tmp_path):
     assert not load_audio(path, channel=0).silent
 
 
-def test_load_audio_resamples_to_16k(tmp_path):
-    path = write_wav(tmp_path / "a22.wav", tone(1.0, sample_rate=22050), sample_rate=22050)
+def test_load_audio_resamples_to_16k(media, tmp_path):
+    path = media.write_wav(tmp_path / "a22.wav", media.tone(1.0, sample_rate=22050), sample_rate=22050)
     waveform = load_audio(path, sample_rate=16000)
     assert waveform.source_rate == 22050 and waveform.sample_rate == 16000
     assert abs(len(waveform.samples) - 16000) <= 1
 
 
-def test_audio_from_video_container_matches_the_wav(tmp_path):
-    signal = np.stack([tone(1.5, freq=500), tone(1.5, freq=900)])
-    video = write_video(tmp_path / "v.mkv", 15, fps=10, audio=signal)
+def test_audio_from_video_container_matches_the_wav(media, tmp_path):
+    signal = np.stack([media.tone(1.5, freq=500), media.tone(1.5, freq=900)])
+    video = media.write_video(tmp_path / "v.mkv", 15, fps=10, audio=signal)
     import av
 
     from mesm_core.data.audio import decode_audio_stream

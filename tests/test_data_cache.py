@@ -12,8 +12,8 @@ import torch
 from mesm_core.config import DataConfig
 from mesm_core.data import CacheDataset, CorruptRecordError, collate, make_loader, preprocess_clip, read_manifest
 from mesm_core.data.cache import load_record, record_filename, record_path, save_record
+from mesm_core.io import stale_temp_files
 from mesm_core.preprocess import main
-from tests.fixtures_media import NoFaceDetector, tone, write_video
 
 CLASSES = ("happy", "sad", "angry")
 
@@ -31,14 +31,14 @@ def fake_tokenizer(texts: list[str]) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture
-def folder_dataset(tmp_path):
+def folder_dataset(media, tmp_path):
     """Six tiny clips (one broken) with a split column; ids include MOSEI-like '-x_y_1'."""
     src = tmp_path / "src"
     rows = ["id,video,transcript,split," + ",".join(CLASSES)]
     specs = [("a", 1.0, "train", "1,0,0"), ("b", 1.6, "train", "0,1,0"), ("-x_y_1", 0.6, "train", "1,1,0"),
              ("d", 2.0, "valid", "0,0,1"), ("e", 1.1, "test", "0,0,0")]
     for clip_id, seconds, split, labels in specs:
-        write_video(src / f"{clip_id}.mkv", int(seconds * 10), fps=10, audio=tone(seconds))
+        media.write_video(src / f"{clip_id}.mkv", int(seconds * 10), fps=10, audio=media.tone(seconds))
         rows.append(f"{clip_id},{clip_id}.mkv,words of {clip_id},{split},{labels}")
     (src / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)
     rows.append("broken,broken.mp4,bad clip,train,1,0,0")
@@ -82,7 +82,7 @@ def test_rerun_skips_verified_redoes_corrupt_and_retries_failed(folder_dataset, 
     path = record_path(out, victim)
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2])
-    (path.parent / (path.name + ".tmp999")).write_bytes(b"partial")
+    (path.parent / f".{path.name}.killed.tmp").write_bytes(b"partial")  # as mesm_core.io.atomic_write names them
     with open(out / "manifest.jsonl", "a") as handle:
         handle.write('{"id": "e", "status": "o')
     capsys.readouterr()
@@ -91,7 +91,7 @@ def test_rerun_skips_verified_redoes_corrupt_and_retries_failed(folder_dataset, 
     n_ok_before = len(done_first - {"broken"}) - 1
     assert f"{n_ok_before} already done" in printed and "1 corrupt record(s) redone" in printed
     assert load_record(path).id == victim
-    assert not list(path.parent.glob("*.tmp*"))
+    assert not stale_temp_files(path)
     manifest = read_manifest(out)
     assert sum(e["status"] == "ok" for e in manifest.values()) == 5 and manifest["broken"]["status"] == "failed"
     capsys.readouterr()
@@ -166,9 +166,9 @@ def test_corrupt_record_names_the_file(folder_dataset, tmp_path):
         dataset[0]
 
 
-def test_record_round_trip_keeps_every_field(tmp_path):
-    video = write_video(tmp_path / "v.mkv", 10, audio=tone(1.0))
-    record = preprocess_clip(video, "héllo wörld", detector=NoFaceDetector(), labels=np.array([1, 0], np.float32))
+def test_record_round_trip_keeps_every_field(media, tmp_path):
+    video = media.write_video(tmp_path / "v.mkv", 10, audio=media.tone(1.0))
+    record = preprocess_clip(video, "héllo wörld", detector=media.NoFaceDetector(), labels=np.array([1, 0], np.float32))
     record.face_cues = np.zeros((len(record.faces), 48, 48), bool)
     record.mel_cues = np.ones_like(record.mel, dtype=bool)
     path = save_record(record, tmp_path / "r" / record_filename(".hidden/id"))
@@ -178,20 +178,52 @@ def test_record_round_trip_keeps_every_field(tmp_path):
                  "face_cues", "mel_cues"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(record, name))
     assert loaded.transcript == "héllo wörld" and loaded.frame_size == record.frame_size
-    assert loaded.meta["n_fallback"] == record.meta["n_fallback"]
+    assert loaded.meta == record.meta and loaded.meta.extra["n_fallback"] == record.meta["n_fallback"]
     with np.load(path, allow_pickle=False) as archive:  # arrays only: no pickled objects inside
         assert all(archive[k].dtype != object for k in archive.files)
 
 
-def test_collate_without_labels_and_with_empty_clips(tmp_path):
-    video = write_video(tmp_path / "v.mkv", 10, audio=tone(1.0))
+# What a cache written before ClipMeta holds in each record's info["meta"]: one flat dict.
+OLD_META = {"transcript_source": "given", "duration_s": 1.0, "start_s": 0.0, "end_s": 1.0, "audio_silent": True,
+            "audio_path": "/data/a.wav", "n_faces": 0, "face_regions": [[0, 0, 48, 48]], "split": "train",
+            "dataset": "iemocap", "side": "left"}
+
+
+@pytest.mark.parametrize("meta", [OLD_META, {}, {"split": "test", "cue_modalities": {"visual": True}}])
+def test_old_flat_meta_loads_as_clip_meta_and_round_trips(media, tmp_path, meta):
+    import json
+
+    from mesm_core.types import ClipMeta
+
+    video = media.write_video(tmp_path / "v.mkv", 10, audio=media.tone(1.0))
+    record = preprocess_clip(video, "x", detector=media.NoFaceDetector())
+    path = save_record(record, tmp_path / "r.npz")
+    with np.load(path, allow_pickle=False) as archive:  # rewrite it as an older cache would have
+        arrays = {k: archive[k] for k in archive.files}
+    info = json.loads(str(arrays["info"]))
+    info["meta"] = meta
+    arrays["info"] = np.array(json.dumps(info))
+    np.savez_compressed(path, **arrays)
+    loaded = load_record(path)
+    assert isinstance(loaded.meta, ClipMeta)
+    for key, value in meta.items():  # typed fields and extras alike, by item access
+        assert loaded.meta[key] == value and key in loaded.meta
+    assert {k: v for k, v in loaded.meta.to_dict().items() if k in meta} == meta
+    assert loaded.meta.split == meta.get("split") and loaded.meta.audio_silent is meta.get("audio_silent", False)
+    assert set(loaded.meta.extra) == set(meta) - set(ClipMeta.fields())
+    assert load_record(save_record(loaded, tmp_path / "again.npz")).meta == loaded.meta
+
+
+def test_collate_without_labels_and_with_empty_clips(media, tmp_path):
+    video = media.write_video(tmp_path / "v.mkv", 10, audio=media.tone(1.0))
     config = DataConfig(no_face_policy="skip")
-    record = preprocess_clip(video, "x", detector=NoFaceDetector(), config=config)
+    record = preprocess_clip(video, "x", detector=media.NoFaceDetector(), config=config)
     batch = collate([record, record], fake_tokenizer)
     assert batch.labels is None and batch.faces.shape == (0, 3, 48, 48)
     assert batch.face_lengths.tolist() == [0, 0]
 
 
+@pytest.mark.slow
 def test_synthetic_dataset_through_the_cli(tmp_path, capsys):
     pytest.importorskip("mesm_core.data.synthetic")
     src, out = tmp_path / "synth", tmp_path / "cache"
@@ -204,3 +236,7 @@ def test_synthetic_dataset_through_the_cli(tmp_path, capsys):
     record = load_record(out / next(iter(manifest.values()))["file"])
     assert record.face_cues is not None and record.face_cues.shape == record.faces.shape[:3]
     assert record.mel_cues is not None and record.mel_cues.shape == record.mel.shape
+    # Rerun without --n-clips/--seed: the 2-clip dataset is kept (not regenerated with the 1,200 default).
+    made = (src / "dataset.json").read_bytes()
+    assert main(["--dataset", "synthetic", "--source", str(src), "--out", str(out), "--no-progress"]) == 0
+    assert "2 already done" in capsys.readouterr().out and (src / "dataset.json").read_bytes() == made

@@ -23,17 +23,6 @@ from mesm_core.data import (
 )
 from mesm_core.data.clip import nearest_indices, sample_times
 from mesm_core.data.faces import center_region, crop_box, crop_region, points_to_crop
-from tests.fixtures_media import (
-    NoFaceDetector,
-    face_image,
-    frame_index_from_brightness,
-    tone,
-    truncate_file,
-    two_person_frame,
-    write_jpegs,
-    write_video,
-    write_wav,
-)
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +31,10 @@ def detector():
 
 
 @pytest.fixture(scope="module")
-def counting_video(tmp_path_factory):
+def counting_video(media, tmp_path_factory):
     """3 s at 10 fps; frame i has brightness 10 + 8i; stereo audio (tone | silence)."""
     path = tmp_path_factory.mktemp("clip") / "count.mkv"
-    return write_video(path, 30, fps=10, audio=np.stack([tone(3.0), np.zeros(48000, np.float32)]))
+    return media.write_video(path, 30, fps=10, audio=np.stack([media.tone(3.0), np.zeros(48000, np.float32)]))
 
 
 @pytest.mark.parametrize("duration,expected", [
@@ -69,9 +58,9 @@ def test_nearest_indices_ties_go_to_the_earlier_frame():
     np.testing.assert_array_equal(nearest_indices(available, np.array([0.0, 0.05, 0.16, 0.9])), [0, 0, 2, 3])
 
 
-def test_frames_sampled_every_500ms(counting_video):
-    record = preprocess_clip(counting_video, "hello there", detector=NoFaceDetector())
-    indices = [frame_index_from_brightness(face) for face in record.faces]
+def test_frames_sampled_every_500ms(media, counting_video):
+    record = preprocess_clip(counting_video, "hello there", detector=media.NoFaceDetector())
+    indices = [media.frame_index_from_brightness(face) for face in record.faces]
     assert indices == [0, 5, 10, 15, 20, 25]
     np.testing.assert_allclose(record.frame_times, [0, 0.5, 1.0, 1.5, 2.0, 2.5], atol=1e-6)
     assert record.faces.shape == (6, 48, 48, 3) and record.faces.dtype == np.uint8
@@ -81,50 +70,51 @@ def test_frames_sampled_every_500ms(counting_video):
     assert record.transcript == "hello there" and record.frame_size == (48, 64)
 
 
-def test_window_cut_by_start_end(counting_video):
-    record = preprocess_clip(counting_video, "x", detector=NoFaceDetector(), start=1.02, end=2.5)
-    assert [frame_index_from_brightness(face) for face in record.faces] == [10, 15, 20]
+def test_window_cut_by_start_end(media, counting_video):
+    record = preprocess_clip(counting_video, "x", detector=media.NoFaceDetector(), start=1.02, end=2.5)
+    assert [media.frame_index_from_brightness(face) for face in record.faces] == [10, 15, 20]
     audio_samples = (record.mel.shape[1] - 1) * 200
     assert abs(audio_samples - 1.48 * 16000) <= 200
     assert record.meta["start_s"] == pytest.approx(1.02) and record.meta["duration_s"] == pytest.approx(1.48)
 
 
-def test_audio_channel_choice(counting_video):
-    loud = preprocess_clip(counting_video, "x", detector=NoFaceDetector(), audio_channel=0)
-    quiet = preprocess_clip(counting_video, "x", detector=NoFaceDetector(), audio_channel=1)
+def test_audio_channel_choice(media, counting_video):
+    loud = preprocess_clip(counting_video, "x", detector=media.NoFaceDetector(), audio_channel=0)
+    quiet = preprocess_clip(counting_video, "x", detector=media.NoFaceDetector(), audio_channel=1)
     assert not loud.meta["audio_silent"] and quiet.meta["audio_silent"]
     assert quiet.mel.max() == 0
 
 
-def test_skip_policy_can_leave_zero_frames(counting_video):
-    record = preprocess_clip(counting_video, "x", config=DataConfig(no_face_policy="skip"), detector=NoFaceDetector())
+def test_skip_policy_can_leave_zero_frames(media, counting_video):
+    record = preprocess_clip(counting_video, "x", config=DataConfig(no_face_policy="skip"),
+                             detector=media.NoFaceDetector())
     assert record.faces.shape == (0, 48, 48, 3) and record.frame_times.shape == (0,)
     assert record.meta["no_frames"] and record.meta["n_skipped"] == 6
 
 
-def test_transcript_sidecars(tmp_path):
-    video = write_video(tmp_path / "talk.mkv", 5, audio=tone(0.5))
+def test_transcript_sidecars(media, tmp_path):
+    video = media.write_video(tmp_path / "talk.mkv", 5, audio=media.tone(0.5))
     (tmp_path / "talk.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHello\nworld\n\n2\n00:00:01,000 --> "
                                        "00:00:02,000\nagain\n")
-    assert preprocess_clip(video, detector=NoFaceDetector()).transcript == "Hello world again"
+    assert preprocess_clip(video, detector=media.NoFaceDetector()).transcript == "Hello world again"
     (tmp_path / "talk.txt").write_text("  plain\ntext ")
-    assert preprocess_clip(video, detector=NoFaceDetector()).transcript == "plain text"
-    assert preprocess_clip(video, "given", detector=NoFaceDetector()).transcript == "given"
+    assert preprocess_clip(video, detector=media.NoFaceDetector()).transcript == "plain text"
+    assert preprocess_clip(video, "given", detector=media.NoFaceDetector()).transcript == "given"
 
 
-def test_separate_audio_file(tmp_path):
-    video = write_video(tmp_path / "mute.mp4", 10, fps=10)
-    wav = write_wav(tmp_path / "speech.wav", np.stack([np.zeros(16000), tone(1.0)], axis=1))
-    record = preprocess_clip(video, "x", audio=wav, audio_channel=1, detector=NoFaceDetector())
+def test_separate_audio_file(media, tmp_path):
+    video = media.write_video(tmp_path / "mute.mp4", 10, fps=10)
+    wav = media.write_wav(tmp_path / "speech.wav", np.stack([np.zeros(16000), media.tone(1.0)], axis=1))
+    record = preprocess_clip(video, "x", audio=wav, audio_channel=1, detector=media.NoFaceDetector())
     assert not record.meta["audio_silent"] and record.meta["audio_path"] == str(wav)
 
 
 # --- faces (real MTCNN on a few frames) ----------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def face_video(tmp_path_factory):
+def face_video(media, tmp_path_factory):
     path = tmp_path_factory.mktemp("face") / "face.mp4"
-    return write_video(path, 8, fps=4, frame=two_person_frame(96, 192, "left"), audio=tone(2.0))
+    return media.write_video(path, 8, fps=4, frame=media.two_person_frame(96, 192, "left"), audio=media.tone(2.0))
 
 
 def test_face_found_on_the_cropped_half_only(face_video, detector):
@@ -146,10 +136,10 @@ def test_require_face_raises_when_none_found(face_video, detector):
         preprocess_clip(face_video, "x", detector=detector, crop="right", require_face=True)
 
 
-def test_crop_geometry_matches_facenet_extract_face():
+def test_crop_geometry_matches_facenet_extract_face(media):
     from facenet_pytorch.models.utils.detect_face import extract_face
 
-    image = face_image(160, 150)
+    image = media.face_image(160, 150)
     box = np.array([37.3, 21.8, 109.6, 118.2], np.float32)
     ours = crop_region(image, box, 48, 2)
     theirs = extract_face(image.astype(np.float32), box, image_size=48, margin=2).permute(1, 2, 0).numpy()
@@ -188,68 +178,70 @@ def test_center_fallback_region():
 # --- image sequences ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fps,n_images,expected", [(30, 45, [0, 15, 30]), (2, 4, [0, 1, 2, 3])])
-def test_image_sequence_sampling(tmp_path, fps, n_images, expected):
+def test_image_sequence_sampling(media, tmp_path, fps, n_images, expected):
     frames = [np.full((40, 40, 3), 10 + 8 * (i % 30), np.uint8) for i in range(n_images)]
-    images = write_jpegs(tmp_path / "utt", frames)
-    wav = write_wav(tmp_path / "utt" / "audio.wav", tone(n_images / fps))
-    record = preprocess_frames(images, wav, "words", frame_rate=fps, detector=NoFaceDetector())
+    images = media.write_jpegs(tmp_path / "utt", frames)
+    wav = media.write_wav(tmp_path / "utt" / "audio.wav", media.tone(n_images / fps))
+    record = preprocess_frames(images, wav, "words", frame_rate=fps, detector=media.NoFaceDetector())
     assert record.meta["image_indices"] == expected
-    assert [frame_index_from_brightness(f) for f in record.faces] == [i % 30 for i in expected]
+    assert [media.frame_index_from_brightness(f) for f in record.faces] == [i % 30 for i in expected]
     np.testing.assert_allclose(record.frame_times, np.array(expected) / fps, atol=1e-6)
 
 
 # --- errors --------------------------------------------------------------------------------------
 
-def _truncated_mkv(tmp_path):
-    source = write_video(tmp_path / "full.mkv", 40, fps=10, audio=tone(4.0))
-    return truncate_file(source, tmp_path / "cut.mkv", 0.4), {}
+def _truncated_mkv(media, tmp_path):
+    source = media.write_video(tmp_path / "full.mkv", 40, fps=10, audio=media.tone(4.0))
+    return media.truncate_file(source, tmp_path / "cut.mkv", 0.4), {}
 
 
-def _truncated_mp4(tmp_path):
-    source = write_video(tmp_path / "full.mp4", 20, fps=10, audio=tone(2.0))
-    return truncate_file(source, tmp_path / "cut.mp4", 0.7), {}
+def _truncated_mp4(media, tmp_path):
+    source = media.write_video(tmp_path / "full.mp4", 20, fps=10, audio=media.tone(2.0))
+    return media.truncate_file(source, tmp_path / "cut.mp4", 0.7), {}
 
 
-def _not_media(tmp_path):
+def _not_media(media, tmp_path):
     path = tmp_path / "fake.mp4"
     path.write_text("this is not a video " * 20)
     return path, {}
 
 
-def _missing(tmp_path):
+def _missing(media, tmp_path):
     return tmp_path / "nothing.mp4", {}
 
 
-def _no_audio(tmp_path):
-    return write_video(tmp_path / "mute.mp4", 10), {}
+def _no_audio(media, tmp_path):
+    return media.write_video(tmp_path / "mute.mp4", 10), {}
 
 
-def _no_video(tmp_path):
-    return write_wav(tmp_path / "sound.wav", tone(1.0)), {}
+def _no_video(media, tmp_path):
+    return media.write_wav(tmp_path / "sound.wav", media.tone(1.0)), {}
 
 
-def _zero_window(tmp_path):
-    return write_video(tmp_path / "v.mkv", 10, audio=tone(1.0)), {"start": 0.5, "end": 0.5}
+def _zero_window(media, tmp_path):
+    return media.write_video(tmp_path / "v.mkv", 10, audio=media.tone(1.0)), {"start": 0.5, "end": 0.5}
 
 
-def _window_after_end(tmp_path):
-    return write_video(tmp_path / "v.mkv", 10, audio=tone(1.0)), {"start": 5.0, "end": 6.0}
+def _window_after_end(media, tmp_path):
+    return media.write_video(tmp_path / "v.mkv", 10, audio=media.tone(1.0)), {"start": 5.0, "end": 6.0}
 
 
-def _too_long(tmp_path):
-    return write_video(tmp_path / "v.mkv", 30, fps=10, audio=tone(3.0)), {"config": DataConfig(max_duration_s=2.0)}
+def _too_long(media, tmp_path):
+    video = media.write_video(tmp_path / "v.mkv", 30, fps=10, audio=media.tone(3.0))
+    return video, {"config": DataConfig(max_duration_s=2.0)}
 
 
-def _too_big(tmp_path):
-    return write_video(tmp_path / "v.mkv", 10, audio=tone(1.0)), {"config": DataConfig(max_file_mb=0.001)}
+def _too_big(media, tmp_path):
+    return media.write_video(tmp_path / "v.mkv", 10, audio=media.tone(1.0)), {"config": DataConfig(max_file_mb=0.001)}
 
 
-def _empty_transcript(tmp_path):
-    return write_video(tmp_path / "v.mkv", 10, audio=tone(1.0)), {"transcript": "  ", "require_transcript": True}
+def _empty_transcript(media, tmp_path):
+    video = media.write_video(tmp_path / "v.mkv", 10, audio=media.tone(1.0))
+    return video, {"transcript": "  ", "require_transcript": True}
 
 
-def _silent(tmp_path):
-    return write_video(tmp_path / "v.mkv", 10, audio=np.zeros(16000, np.float32)), {"require_sound": True}
+def _silent(media, tmp_path):
+    return media.write_video(tmp_path / "v.mkv", 10, audio=np.zeros(16000, np.float32)), {"require_sound": True}
 
 
 @pytest.mark.parametrize("make,error", [
@@ -266,19 +258,19 @@ def _silent(tmp_path):
     (_empty_transcript, EmptyTranscriptError),
     (_silent, SilentAudioError),
 ], ids=lambda v: getattr(v, "__name__", "")[1:] if callable(v) and v.__name__.startswith("_") else None)
-def test_bad_input_raises_a_clip_error_naming_the_file(tmp_path, make, error):
-    path, kwargs = make(tmp_path)
+def test_bad_input_raises_a_clip_error_naming_the_file(media, tmp_path, make, error):
+    path, kwargs = make(media, tmp_path)
     kwargs = {"transcript": "words", **kwargs}
     with pytest.raises(error) as info:
-        preprocess_clip(path, kwargs.pop("transcript"), detector=NoFaceDetector(), **kwargs)
+        preprocess_clip(path, kwargs.pop("transcript"), detector=media.NoFaceDetector(), **kwargs)
     assert isinstance(info.value, ClipError) and isinstance(info.value, ValueError)
     assert info.value.path == str(path)
     assert str(info.value) == f"{path}: {info.value.reason}" and info.value.reason
 
 
-def test_silence_is_a_flag_by_default(tmp_path):
-    video = write_video(tmp_path / "v.mkv", 10, audio=np.zeros(16000, np.float32))
-    record = preprocess_clip(video, "", detector=NoFaceDetector())
+def test_silence_is_a_flag_by_default(media, tmp_path):
+    video = media.write_video(tmp_path / "v.mkv", 10, audio=np.zeros(16000, np.float32))
+    record = preprocess_clip(video, "", detector=media.NoFaceDetector())
     assert record.meta["audio_silent"] and record.meta["transcript_empty"]
 
 
@@ -289,7 +281,7 @@ def test_clip_errors_survive_pickling():
     assert isinstance(error, ClipTooLongError) and error.path == "/x/y.mp4" and str(error) == "/x/y.mp4: too long"
 
 
-def test_media_whose_timeline_starts_late(counting_video, tmp_path):
+def test_media_whose_timeline_starts_late(media, counting_video, tmp_path):
     """Timestamps starting at 2 s (MPEG-TS, edited MP4s): window times count from the first sample."""
     import av
 
@@ -304,9 +296,9 @@ def test_media_whose_timeline_starts_late(counting_video, tmp_path):
             packet.dts += offset
             packet.stream = streams[packet.stream.index]
             target.mux(packet)
-    record = preprocess_clip(shifted, "x", detector=NoFaceDetector())
+    record = preprocess_clip(shifted, "x", detector=media.NoFaceDetector())
     assert record.meta["media_origin_s"] == pytest.approx(2.0)
-    assert [frame_index_from_brightness(face) for face in record.faces] == [0, 5, 10, 15, 20, 25]
+    assert [media.frame_index_from_brightness(face) for face in record.faces] == [0, 5, 10, 15, 20, 25]
     assert record.mel.shape == (128, 241) and not record.meta["audio_silent"]
-    window = preprocess_clip(shifted, "x", detector=NoFaceDetector(), start=1.02, end=2.5)
-    assert [frame_index_from_brightness(face) for face in window.faces] == [10, 15, 20]
+    window = preprocess_clip(shifted, "x", detector=media.NoFaceDetector(), start=1.02, end=2.5)
+    assert [media.frame_index_from_brightness(face) for face in window.faces] == [10, 15, 20]

@@ -12,7 +12,6 @@ from mesm_core.config import IEMOCAP_CLASSES, MOSEI_CLASSES, DataConfig
 from mesm_core.data import DataSourceError, UnsafePickleError, build_source, load_safe_pickle, parse_mosei_id
 from mesm_core.data.iemocap import parse_emo_evaluation, parse_transcription, reference_half_crop, speaker_side
 from mesm_core.data.mosei import read_label_csvs
-from tests.fixtures_media import NoFaceDetector, tone, write_jpegs, write_video, write_wav
 
 LEFT_VALUE, RIGHT_VALUE = 40, 200
 
@@ -29,7 +28,7 @@ def _side_of(record) -> str:
 
 
 @pytest.fixture(scope="module")
-def iemocap_raw(tmp_path_factory):
+def iemocap_raw(media, tmp_path_factory):
     root = tmp_path_factory.mktemp("iemocap") / "IEMOCAP_full_release"
     dialogs = {
         "Ses01F_impro01": [("[0.5000 - 1.6000]", "Ses01F_impro01_F000", "ang", "Hello: there."),
@@ -37,11 +36,11 @@ def iemocap_raw(tmp_path_factory):
                            ("[3.2000 - 3.9000]", "Ses01F_impro01_F001", "xxx", "Bye.")],
         "Ses01M_script01_1": [("[0.0000 - 1.0000]", "Ses01M_script01_1_F003", "sad", "Oh no.")],
     }
-    stereo = np.stack([tone(4.0, freq=300), np.zeros(64000, np.float32)], axis=1)  # ch0 loud, ch1 silent
+    stereo = np.stack([media.tone(4.0, freq=300), np.zeros(64000, np.float32)], axis=1)  # ch0 loud, ch1 silent
     for dialog, rows in dialogs.items():
         base = root / "Session1" / "dialog"
-        write_video(base / "avi" / "DivX" / f"{dialog}.avi", 40, fps=10, frame=_split_screen())
-        write_wav(base / "wav" / f"{dialog}.wav", stereo)
+        media.write_video(base / "avi" / "DivX" / f"{dialog}.avi", 40, fps=10, frame=_split_screen())
+        media.write_wav(base / "wav" / f"{dialog}.wav", stereo)
         (base / "transcriptions").mkdir(parents=True, exist_ok=True)
         (base / "EmoEvaluation").mkdir(parents=True, exist_ok=True)
         (base / "transcriptions" / f"{dialog}.txt").write_text(
@@ -73,7 +72,7 @@ def test_reference_half_crop_on_full_size_frames():
     assert reference_half_crop(480, 720, "right") == (428, 128, 652, 352)
 
 
-def test_iemocap_raw_jobs_cut_label_and_pick_the_speaker(iemocap_raw):
+def test_iemocap_raw_jobs_cut_label_and_pick_the_speaker(media, iemocap_raw):
     scan = build_source("iemocap", iemocap_raw.parent)  # the parent of IEMOCAP_full_release works too
     jobs = {job.id: job for job in scan.jobs}
     assert sorted(jobs) == ["Ses01F_impro01_F000", "Ses01F_impro01_M000", "Ses01M_script01_1_F003"]
@@ -81,7 +80,7 @@ def test_iemocap_raw_jobs_cut_label_and_pick_the_speaker(iemocap_raw):
     assert scan.classes == IEMOCAP_CLASSES
     np.testing.assert_array_equal(jobs["Ses01F_impro01_F000"].labels, [1, 0, 0, 0, 0, 0])
     np.testing.assert_array_equal(jobs["Ses01M_script01_1_F003"].labels, [0, 0, 0, 0, 0, 1])
-    detector = NoFaceDetector()
+    detector = media.NoFaceDetector()
     expectations = {"Ses01F_impro01_F000": ("left", False, 0.5, 1.6),
                     "Ses01F_impro01_M000": ("right", True, 1.7, 3.1),
                     "Ses01M_script01_1_F003": ("right", True, 0.0, 1.0)}
@@ -97,16 +96,16 @@ def test_iemocap_raw_jobs_cut_label_and_pick_the_speaker(iemocap_raw):
 
 
 @pytest.fixture(scope="module")
-def iemocap_processed(tmp_path_factory):
+def iemocap_processed(media, tmp_path_factory):
     root = tmp_path_factory.mktemp("iemocap_proc") / "IEMOCAP_RAW_PROCESSED"
     meta = {}
     for utt, label in [("Ses01F_impro01_F000", "hap"), ("Ses01F_impro01_M000", "fru"), ("Ses01F_impro01_M001", "oth")]:
         folder = root / "Ses01F_impro01" / utt
-        write_jpegs(folder, [np.full((32, 32, 3), LEFT_VALUE, np.uint8)] * 45, "image_L_{i}.jpg")
-        write_jpegs(folder, [np.full((32, 32, 3), RIGHT_VALUE, np.uint8)] * 45, "image_R_{i}.jpg")
-        write_wav(folder / "audio_L.wav", tone(1.5))
-        write_wav(folder / "audio_R.wav", np.zeros(24000, np.float32))
-        write_wav(folder / "audio.wav", np.stack([tone(1.5), np.zeros(24000)], axis=1))
+        media.write_jpegs(folder, [np.full((32, 32, 3), LEFT_VALUE, np.uint8)] * 45, "image_L_{i}.jpg")
+        media.write_jpegs(folder, [np.full((32, 32, 3), RIGHT_VALUE, np.uint8)] * 45, "image_R_{i}.jpg")
+        media.write_wav(folder / "audio_L.wav", media.tone(1.5))
+        media.write_wav(folder / "audio_R.wav", np.zeros(24000, np.float32))
+        media.write_wav(folder / "audio.wav", np.stack([media.tone(1.5), np.zeros(24000)], axis=1))
         meta[utt] = {"start_time": 1.0, "end_time": 2.5, "label": label, "text": f"text of {utt}", "sr": 16000,
                      "fps": 30.0}
     meta["Ses01F_impro02_F000"] = {"label": "neu", "text": "no folder"}
@@ -114,13 +113,13 @@ def iemocap_processed(tmp_path_factory):
     return root
 
 
-def test_iemocap_processed_jobs(iemocap_processed):
+def test_iemocap_processed_jobs(media, iemocap_processed):
     scan = build_source("iemocap-processed", iemocap_processed)
     jobs = {job.id: job for job in scan.jobs}
     assert sorted(jobs) == ["Ses01F_impro01_F000", "Ses01F_impro01_M000"]
     assert scan.skipped["label 'oth' not in the classes"] == 1 and scan.skipped["meta.pkl entry without a folder"] == 1
-    left = jobs["Ses01F_impro01_F000"].run(DataConfig(), NoFaceDetector())
-    right = jobs["Ses01F_impro01_M000"].run(DataConfig(), NoFaceDetector())
+    left = jobs["Ses01F_impro01_F000"].run(DataConfig(), media.NoFaceDetector())
+    right = jobs["Ses01F_impro01_M000"].run(DataConfig(), media.NoFaceDetector())
     assert left.meta["image_indices"] == [0, 15, 30]  # every 15th of ~30 fps frames = 2 fps
     assert _side_of(left) == "left" and not left.meta["audio_silent"]
     assert _side_of(right) == "right" and right.meta["audio_silent"]
@@ -129,33 +128,33 @@ def test_iemocap_processed_jobs(iemocap_processed):
 
 
 @pytest.fixture(scope="module")
-def mosei_processed(tmp_path_factory):
+def mosei_processed(media, tmp_path_factory):
     root = tmp_path_factory.mktemp("mosei_proc") / "MOSEI_RAW_PROCESSED"
     meta = {}
     for utt, label in [("-3g5yACwYnA_10", [0, 1, 0, 0.33, 0, 0]), ("a_b_c_2", [0, 0, 0, 0, 0, 0])]:
-        write_jpegs(root / utt, [np.full((32, 32, 3), 10 + 8 * i, np.uint8) for i in range(5)])
-        write_wav(root / utt / "audio.wav", tone(2.5))
+        media.write_jpegs(root / utt, [np.full((32, 32, 3), 10 + 8 * i, np.uint8) for i in range(5)])
+        media.write_wav(root / utt / "audio.wav", media.tone(2.5))
         meta[utt] = {"text": f"words {utt}", "label": np.array(label)}
     (root / "meta.pkl").write_bytes(pickle.dumps(meta))
     return root
 
 
-def test_mosei_processed_uses_every_2fps_frame(mosei_processed):
+def test_mosei_processed_uses_every_2fps_frame(media, mosei_processed):
     scan = build_source("mosei-processed", mosei_processed.parent)
     jobs = {job.id: job for job in scan.jobs}
     assert sorted(jobs) == ["-3g5yACwYnA_10", "a_b_c_2"]
     np.testing.assert_array_equal(jobs["-3g5yACwYnA_10"].labels, [0, 1, 0, 1, 0, 0])
-    record = jobs["-3g5yACwYnA_10"].run(DataConfig(), NoFaceDetector())
+    record = jobs["-3g5yACwYnA_10"].run(DataConfig(), media.NoFaceDetector())
     assert record.meta["image_indices"] == [0, 1, 2, 3, 4]  # not subsampled again (reference bug)
     assert record.id == "-3g5yACwYnA_10"
 
 
 @pytest.fixture(scope="module")
-def mosei_raw(tmp_path_factory):
+def mosei_raw(media, tmp_path_factory):
     root = tmp_path_factory.mktemp("mosei_raw") / "MOSEI_Raw"
     vid = "-ab_cd"
-    write_video(root / "Videos/Full/Combined" / f"{vid}.mp4", 40, fps=10, audio=tone(4.0))
-    write_wav(root / "Audio/WAV_16000" / f"{vid}.wav", tone(4.0, freq=200))
+    media.write_video(root / "Videos/Full/Combined" / f"{vid}.mp4", 40, fps=10, audio=media.tone(4.0))
+    media.write_wav(root / "Audio/WAV_16000" / f"{vid}.wav", media.tone(4.0, freq=200))
     (root / "Transcript/Combined").mkdir(parents=True)
     (root / "Transcript/Combined" / f"{vid}.txt").write_text(
         f"{vid}___0___0.0___1.2___first words\n{vid}___1___1.5___3.0___second___part\n{vid}___2___3.0___3.5___x\n")
@@ -181,21 +180,21 @@ def test_mosei_labels_present_iff_sum_positive(mosei_raw):
     np.testing.assert_array_equal(labels["-ab_cd_1"], [0, 0, 0, 0, 0, 0])
 
 
-def test_mosei_raw_jobs(mosei_raw):
+def test_mosei_raw_jobs(media, mosei_raw):
     scan = build_source("mosei", mosei_raw.parent)
     jobs = {job.id: job for job in scan.jobs}
     assert sorted(jobs) == ["-ab_cd_0", "-ab_cd_1"]
     assert scan.skipped["segment without labels"] == 1 and scan.classes == MOSEI_CLASSES
     assert jobs["-ab_cd_1"].transcript == "second___part"
-    record = jobs["-ab_cd_0"].run(DataConfig(), NoFaceDetector())
+    record = jobs["-ab_cd_0"].run(DataConfig(), media.NoFaceDetector())
     assert record.meta["start_s"] == 0.0 and record.meta["end_s"] == pytest.approx(1.2)
     assert record.meta["audio_path"].endswith("-ab_cd.wav") and len(record.faces) == 3
 
 
-def test_folder_source(tmp_path):
-    write_video(tmp_path / "clips" / "a.mkv", 10, audio=tone(1.0))
+def test_folder_source(media, tmp_path):
+    media.write_video(tmp_path / "clips" / "a.mkv", 10, audio=media.tone(1.0))
     (tmp_path / "clips" / "a.txt").write_text("from sidecar")
-    write_video(tmp_path / "clips" / "b.mkv", 10, audio=tone(1.0))
+    media.write_video(tmp_path / "clips" / "b.mkv", 10, audio=media.tone(1.0))
     (tmp_path / "labels.csv").write_text("id,video,transcript,split,happy,sad\n"
                                          "a,clips/a.mkv,,train,1,0\nb,clips/b.mkv,said b,dev,0,1\n"
                                          "c,clips/missing.mkv,x,test,0,0\n")
@@ -204,7 +203,7 @@ def test_folder_source(tmp_path):
     jobs = {job.id: job for job in scan.jobs}
     assert jobs["a"].split == "train" and jobs["b"].split == "valid"
     assert scan.skipped["video file missing"] == 1
-    assert jobs["a"].run(DataConfig(), NoFaceDetector()).transcript == "from sidecar"
+    assert jobs["a"].run(DataConfig(), media.NoFaceDetector()).transcript == "from sidecar"
 
 
 def test_folder_source_rejects_bad_tables(tmp_path):

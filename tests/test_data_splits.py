@@ -3,6 +3,7 @@ present), the generated IEMOCAP split, and reporting of mismatches."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,9 @@ from mesm_core.data import DataSourceError, assign_splits, generate_iemocap_spli
 from mesm_core.data.clip import ClipJob
 from mesm_core.data.iemocap import speaker_side
 
-OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "mesm_splits"
-if not OFFICIAL.is_dir():
-    OFFICIAL = Path("/work/shared/data/mesm_splits")
+# The official lists (docs/data.md): $MESM_SPLITS_DIR, else a shared/data/mesm_splits folder beside the repo.
+OFFICIAL = Path(os.environ.get("MESM_SPLITS_DIR")
+                or Path(__file__).resolve().parents[2] / "shared" / "data" / "mesm_splits")
 
 
 @pytest.mark.parametrize("dataset,counts", [("IEMOCAP", (5162, 737, 1481)), ("MOSEI", (14524, 1765, 4188))])

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from mesm_core.presets import get_preset
-from tests.test_train import ROOT, TINY_OVERRIDES, make_tiny_cache
 
 
 def _free_port() -> int:
@@ -22,20 +21,20 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_torchrun_two_cpu_processes(tmp_path):
+def test_torchrun_two_cpu_processes(repo_root, tiny_training, tmp_path):
     classes = get_preset("mesm_small").model.classes
     # Odd split sizes: the last evaluation shard is uneven, and no sample may be counted twice.
-    cache = make_tiny_cache(tmp_path, classes, {"train": 6, "valid": 5, "test": 3})
+    cache = tiny_training.make_tiny_cache(tmp_path, classes, {"train": 6, "valid": 5, "test": 3})
     run = tmp_path / "run"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
         "--master_port", str(_free_port()), "-m", "mesm_core.train",
         "--preset", "mesm_small", "--data", str(cache), "--out", str(run), "--device", "cpu", "--epochs", "1",
-        "--random-text-weights", "--no-progress", *[a for item in TINY_OVERRIDES for a in ("--set", item)],
+        "--random-text-weights", "--no-progress", *[a for item in tiny_training.TINY_OVERRIDES for a in ("--set", item)],
         "--set", "train.batch_size=2",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
+    result = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # Rank 0 alone writes the run: one log line per epoch, one config, one checkpoint set.
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

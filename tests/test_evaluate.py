@@ -14,33 +14,28 @@ import torch
 from mesm_core import create_model, save_checkpoint
 from mesm_core import evaluate as ev
 from mesm_core.metrics import choose_thresholds
-from tests.test_train import ROOT, make_tiny_cache, tiny_config
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
+def cache(tiny_training, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("eval_cache")
-    return make_tiny_cache(root, tiny_config().model.classes, {"train": 2, "valid": 6, "test": 5}, cues=True)
+    classes = tiny_training.tiny_config().model.classes
+    return tiny_training.make_tiny_cache(root, classes, {"train": 2, "valid": 6, "test": 5}, cues=True)
 
 
-def _checkpoint(root: Path, preset: str, thresholds=None) -> Path:
-    cfg = tiny_config(preset)
+def _checkpoint(tiny_training, root: Path, preset: str, thresholds=None) -> Path:
+    cfg = tiny_training.tiny_config(preset)
     torch.manual_seed(0)
     model = create_model(cfg.model, text_pretrained=False)
     return save_checkpoint(model, root / preset, run_config=cfg, thresholds=thresholds)
 
 
 @pytest.fixture(scope="module")
-def mesm_checkpoint(tmp_path_factory) -> Path:
-    return _checkpoint(tmp_path_factory.mktemp("ckpt"), "mesm_small")
+def mesm_checkpoint(tiny_training, tmp_path_factory) -> Path:
+    return _checkpoint(tiny_training, tmp_path_factory.mktemp("ckpt"), "mesm_small")
 
 
 def test_thresholds_are_tuned_on_validation_never_on_test(cache, mesm_checkpoint, monkeypatch):
@@ -63,15 +58,16 @@ def test_thresholds_are_tuned_on_validation_never_on_test(cache, mesm_checkpoint
     assert result.report.n_samples == 5
 
 
-def test_checkpoint_thresholds_win_and_test_tuning_is_refused(cache, tmp_path):
+def test_checkpoint_thresholds_win_and_test_tuning_is_refused(tiny_training, cache, tmp_path):
     saved = [0.35, 0.4, 0.45, 0.5, 0.55, 0.6]
-    checkpoint = _checkpoint(tmp_path, "fe2e_small", thresholds=saved)
+    checkpoint = _checkpoint(tiny_training, tmp_path, "fe2e_small", thresholds=saved)
     result = ev.evaluate_checkpoint(checkpoint, cache, "test")
     assert result.report.thresholds == pytest.approx(saved)
     assert result.threshold_source.startswith("checkpoint")
     model, info = ev.load_model_for_eval(checkpoint)
     info.thresholds = None
-    no_valid = make_tiny_cache(tmp_path / "no_valid", tiny_config().model.classes, {"train": 2, "test": 3})
+    classes = tiny_training.tiny_config().model.classes
+    no_valid = tiny_training.make_tiny_cache(tmp_path / "no_valid", classes, {"train": 2, "test": 3})
     with pytest.raises(ValueError, match="refusing to tune thresholds on 'test'"):
         ev.evaluate_checkpoint(checkpoint, no_valid, "test", model=model, info=info)
 
@@ -157,8 +153,9 @@ def test_cli_writes_table_json_and_sweep(cache, mesm_checkpoint, tmp_path, capsy
     assert (tmp_path / "result_topp.html").is_file() and (tmp_path / "result_cues.html").is_file()
 
 
-def test_cli_entry_point_runs_as_a_module():
-    result = subprocess.run([sys.executable, "-m", "mesm_core.evaluate", "--help"], cwd=ROOT, capture_output=True,
+@pytest.mark.slow
+def test_cli_entry_point_runs_as_a_module(repo_root):
+    result = subprocess.run([sys.executable, "-m", "mesm_core.evaluate", "--help"], cwd=repo_root, capture_output=True,
                             text=True)
     assert result.returncode == 0 and "--top-p" in result.stdout
 

@@ -141,6 +141,7 @@ def test_bark_energy_peaks_in_the_band_of_a_tone():
 
 
 @needs_espeak
+@pytest.mark.slow
 def test_audio_windows_follow_the_mel_chunk_grid(speech):
     from mesm_core.config import DataConfig
     from mesm_core.data.audio import mel_chunks, melspectrogram
@@ -156,6 +157,7 @@ def test_audio_windows_follow_the_mel_chunk_grid(speech):
 
 @needs_espeak
 @needs_opensmile
+@pytest.mark.slow
 def test_egemaps_part_is_84_dims_and_quiet_in_silence(speech):
     samples, _ = speech
     extractor = AudioExtractor(use_egemaps=True)
@@ -380,6 +382,7 @@ def test_torch_zip_files_load_with_weights_only(tmp_path):
 @needs_glove
 @needs_opensmile
 @needs_face_model
+@pytest.mark.slow
 def test_build_feature_cache_from_clip_records(tmp_path, speech, face_crops):
     from mesm_core.config import DataConfig
     from mesm_core.data.audio import melspectrogram

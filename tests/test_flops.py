@@ -10,7 +10,6 @@ import mesm_core
 from mesm_core.flops import active_neighbour_count, per_item_dense_flops
 from mesm_core.models.sparse import SparseVGGBlock, get_backend
 from mesm_core.models.vgg import VGGEncoder
-from tests.conftest import requires_spconv, tiny_text
 
 
 
@@ -49,7 +48,7 @@ def test_active_neighbour_count_hand_made():
     assert active_neighbour_count(full) == 4 * 4 + 4 * 6 + 9      # corners, edges, centre
 
 
-@requires_spconv
+@pytest.mark.spconv
 def test_sparse_conv_count_matches_spconv_work():
     """spconv's Native algorithm does its work with torch.mm, which FlopCounterMode sees: same count."""
     torch.manual_seed(0)
@@ -64,7 +63,7 @@ def test_sparse_conv_count_matches_spconv_work():
 
 
 def test_fe2e_report_is_dense_and_sums_per_item_costs(seeded):
-    model = mesm_core.create_model("fe2e_small", text_pretrained=False, **tiny_text()).eval()
+    model = mesm_core.create_model("fe2e_small", text_pretrained=False, text_model="tiny-random").eval()
     batch = mesm_core.dummy_batch("fe2e_small", batch_size=3, tokenizer=model.tokenizer)
     with torch.no_grad():
         report = model(batch).flops
@@ -78,7 +77,7 @@ def test_fe2e_report_is_dense_and_sums_per_item_costs(seeded):
 
 
 def test_mesm_report_rows_and_sparse_savings(seeded):
-    model = mesm_core.create_model("mesm_small", text_pretrained=False, **tiny_text(sparse_backend="masked")).eval()
+    model = mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random", sparse_backend="masked").eval()
     batch = mesm_core.dummy_batch("mesm_small", batch_size=2, tokenizer=model.tokenizer)
     with torch.no_grad():
         full = model(batch, top_p=1.0, return_trace=True)

@@ -13,7 +13,10 @@ from mesm_core.models.mesm import scramble_like_reference
 from mesm_core.models.temporal import TemporalEncoder, pad_by_lengths
 from mesm_core.models.text import TextLoadError, build_tokenizer
 from mesm_core.types import Batch
-from tests.conftest import PAPER_PRESETS, SMALL_PRESETS, requires_spconv, tiny_text
+
+SMALL_PRESETS = ("fe2e_small", "mesm_small")
+PAPER_PRESETS = ("fe2e_iemocap", "mesm_iemocap", "fe2e_mosei", "mesm_mosei")
+
 
 def _attention_params(model):
     return {n: p for n, p in model.named_parameters() if ".sparse.attention." in n}
@@ -96,7 +99,7 @@ def test_dummy_batch_is_valid_for_every_preset(name):
 
 @pytest.mark.parametrize(
     "name, backend",
-    [("fe2e_small", "masked"), ("mesm_small", "masked"), pytest.param("mesm_small", "spconv", marks=requires_spconv)],
+    [("fe2e_small", "masked"), ("mesm_small", "masked"), pytest.param("mesm_small", "spconv", marks=pytest.mark.spconv)],
 )
 def test_small_preset_forward_backward(name, backend, seeded):
     model = mesm_core.create_model(name, text_pretrained=False, sparse_backend=backend)
@@ -144,7 +147,7 @@ def test_small_preset_with_its_real_text_encoder():
 @pytest.fixture(scope="module")
 def mesm_tiny():
     torch.manual_seed(0)
-    return mesm_core.create_model("mesm_small", text_pretrained=False, **tiny_text(sparse_backend="masked")).eval()
+    return mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random", sparse_backend="masked").eval()
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +156,8 @@ def batch_tiny(mesm_tiny):
 
 
 def test_reference_mode_gives_attention_no_gradient(seeded):
-    model = mesm_core.create_model("mesm_small", text_pretrained=False, **tiny_text(attention_mode="reference", sparse_backend="masked"))
+    model = mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random",
+                                   attention_mode="reference", sparse_backend="masked")
     batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
     out = model.train()(batch)
     _check_grads(model, out.logits.sum(), expect_attention_grad=False)
@@ -162,7 +166,7 @@ def test_reference_mode_gives_attention_no_gradient(seeded):
 def test_straight_through_trains_attention_but_computes_plain_masking(seeded):
     """Forward = the paper's plain masked features (same logits as reference mode); backward reaches the attention."""
     model = mesm_core.create_model(
-        "mesm_small", text_pretrained=False, **tiny_text(attention_mode="straight_through", sparse_backend="masked")
+        "mesm_small", text_pretrained=False, text_model="tiny-random", attention_mode="straight_through", sparse_backend="masked"
     )
     batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
     out = model.train()(batch)
@@ -197,7 +201,7 @@ def test_reference_block1_bug_changes_outputs(mesm_tiny, batch_tiny):
     mesm_tiny.config = dataclasses.replace(fixed, attention_mode="trained")
     assert not torch.allclose(outs[0], outs[1])
     with pytest.raises(ValueError, match="reference_block1_bug"):
-        mesm_core.create_model("mesm_small", text_pretrained=False, **tiny_text(reference_block1_bug=True))
+        mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random", reference_block1_bug=True)
 
 
 def test_p_one_keeps_every_active_cell(mesm_tiny, batch_tiny):
@@ -263,7 +267,7 @@ def test_two_stage_api_equals_forward(mesm_tiny, batch_tiny):
 
 @pytest.mark.parametrize("arch", ["fe2e", "mesm"])
 def test_zero_length_utterances(arch, seeded):
-    model = mesm_core.create_model(f"{arch}_small", text_pretrained=False, **tiny_text(sparse_backend="masked"))
+    model = mesm_core.create_model(f"{arch}_small", text_pretrained=False, text_model="tiny-random", sparse_backend="masked")
     batch = mesm_core.dummy_batch(f"{arch}_small", batch_size=3, tokenizer=model.tokenizer)
     lengths = batch.face_lengths.clone()
     lengths[1] = 0
@@ -341,7 +345,7 @@ def test_frozen_text_encoder_caches_and_stays_in_eval(mesm_tiny, batch_tiny):
 
 
 def test_param_groups_scale_text_lr(seeded):
-    model = mesm_core.create_model("fe2e_small", text_pretrained=False, **tiny_text(text_trainable=True))
+    model = mesm_core.create_model("fe2e_small", text_pretrained=False, text_model="tiny-random", text_trainable=True)
     groups = model.param_groups(1e-3)
     assert [g["name"] for g in groups] == ["main", "text"] and groups[1]["lr"] == pytest.approx(1e-3 * model.config.text_lr_factor)
     assert sum(len(g["params"]) for g in groups) == sum(1 for p in model.parameters() if p.requires_grad)
@@ -357,6 +361,6 @@ def test_audio_transform_is_applied_in_the_model(mesm_tiny):
 def test_mesm_refuses_to_drop_the_text_modality():
     """The transcript is the query of every MESM attention layer (the reference raises as well)."""
     with pytest.raises(ValueError, match="needs the text modality"):
-        mesm_core.create_model("mesm_small", text_pretrained=False, **tiny_text(modalities=("audio", "visual")))
-    fe2e = mesm_core.create_model("fe2e_small", text_pretrained=False, **tiny_text(modalities=("audio", "visual")))
+        mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random", modalities=("audio", "visual"))
+    fe2e = mesm_core.create_model("fe2e_small", text_pretrained=False, text_model="tiny-random", modalities=("audio", "visual"))
     assert fe2e.text_encoder is None

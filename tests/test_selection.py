@@ -18,11 +18,10 @@ from mesm_core.models.sparse.masked import masked_block
 from mesm_core.models.warm_start import map_weights, warm_start
 from mesm_core.training.selection import keep_band_penalty, top_p_at
 from mesm_core.types import ModelOutput, SelectionState
-from tests.conftest import requires_spconv, tiny_text
 
 
 def _mesm(**overrides):
-    return mesm_core.create_model("mesm_small", text_pretrained=False, **tiny_text(sparse_backend="masked", **overrides))
+    return mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random", sparse_backend="masked", **overrides)
 
 
 def _attention_grads(model):
@@ -117,7 +116,7 @@ def test_p_one_equals_dense_blocks(mode, seeded):
     torch.testing.assert_close(sparse, x, rtol=1e-5, atol=1e-5)
 
 
-@requires_spconv
+@pytest.mark.spconv
 def test_spconv_and_masked_agree_for_a_straight_through_model(seeded):
     model = _mesm(attention_mode="straight_through", attention_scorer="context").eval()
     batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
@@ -150,7 +149,7 @@ def test_context_scorer_and_smoothing_are_counted_and_validated(seeded):
 @pytest.fixture(scope="module")
 def fe2e_checkpoint(tmp_path_factory):
     torch.manual_seed(1)
-    fe2e = mesm_core.create_model("fe2e_small", text_pretrained=False, **tiny_text())
+    fe2e = mesm_core.create_model("fe2e_small", text_pretrained=False, text_model="tiny-random")
     # non-trivial BN statistics and conv biases, so that the folding is exercised
     for module in fe2e.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -184,7 +183,7 @@ def test_warm_start_round_trip_mesm_to_fe2e(fe2e_checkpoint, tmp_path):
     mesm = _mesm(attention_mode="reference")
     warm_start(mesm, directory)
     save_checkpoint(mesm, tmp_path, run_config=RunConfig(preset="mesm_small", model=mesm.config))
-    back = mesm_core.create_model("fe2e_small", text_pretrained=False, **tiny_text())
+    back = mesm_core.create_model("fe2e_small", text_pretrained=False, text_model="tiny-random")
     warm_start(back, tmp_path)
     batch = mesm_core.dummy_batch("mesm_small", tokenizer=back.tokenizer)
     with torch.no_grad():
@@ -193,7 +192,7 @@ def test_warm_start_round_trip_mesm_to_fe2e(fe2e_checkpoint, tmp_path):
 
 def test_warm_start_refuses_a_different_architecture(fe2e_checkpoint):
     _, directory = fe2e_checkpoint
-    other = mesm_core.create_model("mesm_small", text_pretrained=False, **tiny_text(flatten_hidden=64))
+    other = mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random", flatten_hidden=64)
     with pytest.raises(CheckpointError, match="flatten_hidden"):
         warm_start(other, directory)
     fe2e, _ = fe2e_checkpoint

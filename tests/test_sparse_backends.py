@@ -9,7 +9,6 @@ import torch.nn.functional as F
 import mesm_core
 from mesm_core.models.sparse import ActiveBatchNorm, SparseVGGBlock, get_backend, pool_mask, resolve_backend_name
 from mesm_core.models.sparse.masked import masked_block
-from tests.conftest import requires_spconv, tiny_text
 
 
 def _inputs(dtype=torch.float64, n=4, c=6, h=8, w=6, density=0.4, seed=0):
@@ -75,7 +74,7 @@ def _block_run(backend, block, x, mask, grad_out):
     return y.detach(), out_mask, xx.grad, grads
 
 
-@requires_spconv
+@pytest.mark.spconv
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("pool", [True, False])
 def test_spconv_block_equals_masked(dtype, tol, pool):
@@ -93,11 +92,11 @@ def test_spconv_block_equals_masked(dtype, tol, pool):
         assert (ref[3][name] - got[3][name]).abs().max() <= tol * scale(ref[3][name]), name
 
 
-@requires_spconv
+@pytest.mark.spconv
 def test_spconv_model_equals_masked_model_logits_and_gradients():
     """Whole MESM in float64: the same parameters give the same logits and gradients on both backends."""
     torch.manual_seed(0)
-    model = mesm_core.create_model("mesm_small", text_pretrained=False, **tiny_text(sparse_backend="masked")).double().train()
+    model = mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random", sparse_backend="masked").double().train()
     batch = mesm_core.dummy_batch("mesm_small", batch_size=2, tokenizer=model.tokenizer)
     batch.faces, batch.chunks = batch.faces.double(), batch.chunks.double()
     state = {k: v.clone() for k, v in model.state_dict().items()}

@@ -34,7 +34,7 @@ SAMPLES = REPO / "assets" / "samples"
 TINY = SynthConfig(duration_range=(2.0, 2.5), p_two_labels=0.0, p_visual=1.0, p_audio=1.0)
 
 # FACS regions in the five-point face frame (s: lateral in inter-ocular units, t: 0 = eyes, 1 = mouth),
-# from /work/shared/reference/anchors.md §D.1, slightly padded. (s_lo, s_hi, t_lo, t_hi, mirrored in s)
+# as docs/facs.md ("Face frame", "Region table") defines them, slightly padded. (s_lo, s_hi, t_lo, t_hi, mirrored in s)
 REGIONS = {
     "brows": (-1.05, 1.05, -1.1, 0.0, False),      # forehead, brows, glabella (AU1, AU2, AU4: lowered to the lid line)
     "eyes": (0.1, 0.95, -0.3, 0.3, True),          # lids and eye opening (AU5, AU7)
@@ -196,6 +196,7 @@ def test_transcripts_carry_emotion_words_only_when_the_text_cue_is_present():
 
 # --- the generated files ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_layout_labels_and_dataset_json(tiny_dataset, tiny_rows):
     assert list(tiny_rows[0]) == ["id", "video", "transcript", "split", *MOSEI_CLASSES]
     assert sorted(_labels(r)[0] for r in tiny_rows) == sorted(MOSEI_CLASSES)
@@ -209,6 +210,7 @@ def test_layout_labels_and_dataset_json(tiny_dataset, tiny_rows):
     assert not [p for p in tiny_dataset.parent.iterdir() if p.name.startswith(".src.")]  # no temp dirs left
 
 
+@pytest.mark.slow
 def test_videos_are_h264_aac_and_decode(tiny_dataset, tiny_rows):
     import av
 
@@ -223,6 +225,7 @@ def test_videos_are_h264_aac_and_decode(tiny_dataset, tiny_rows):
         assert frames[0].shape == (TINY.size, TINY.size, 3)
 
 
+@pytest.mark.slow
 def test_generation_is_deterministic(tiny_dataset, tiny_rows, tmp_path):
     import av
 
@@ -242,11 +245,13 @@ def test_generation_is_deterministic(tiny_dataset, tiny_rows, tmp_path):
         np.testing.assert_array_equal(firsts[0], firsts[1])
 
 
+@pytest.mark.slow
 def test_another_seed_gives_other_clips(tiny_dataset, tmp_path):
     other = generate(tmp_path / "other", n_clips=2, seed=4, config=TINY, workers=1)
     assert (other / "labels.csv").read_bytes() != (tiny_dataset / "labels.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_audio_cue_energy_sits_in_the_box(tiny_dataset, tiny_records):
     for clip_id, record in tiny_records.items():
         mask = record.mel_cues
@@ -265,12 +270,14 @@ def test_audio_cue_energy_sits_in_the_box(tiny_dataset, tiny_records):
 
 # --- the real MTCNN path and cue mapping -----------------------------------------------------------
 
+@pytest.mark.slow
 def test_mtcnn_detects_faces_in_at_least_90_percent_of_frames(tiny_records):
     detected = np.concatenate([r.face_detected for r in tiny_records.values()])
     assert len(detected) >= 24
     assert detected.mean() >= 0.9, f"{detected.sum()}/{len(detected)} frames with a face"
 
 
+@pytest.mark.slow
 def test_attach_cues_shapes_and_consistency(tiny_dataset, tiny_records):
     from mesm_core.data.faces import crop_region
 
@@ -311,6 +318,7 @@ CUE_LANDMARKS = {
 }
 
 
+@pytest.mark.slow
 def test_attach_cues_aligns_with_the_crop(tiny_rows, tiny_records):
     """The cue mask sits where the face shows it: checked against MTCNN's own crop landmarks."""
     for row in tiny_rows:
@@ -332,6 +340,7 @@ def test_attach_cues_aligns_with_the_crop(tiny_rows, tiny_records):
                 assert top >= 0.1, (cls, top)
 
 
+@pytest.mark.slow
 def test_attach_cues_missing_file_names_it(tiny_records, tmp_path):
     record = next(iter(tiny_records.values()))
     with pytest.raises(FileNotFoundError, match="no cue file"):
@@ -340,13 +349,29 @@ def test_attach_cues_missing_file_names_it(tiny_records, tmp_path):
 
 # --- ensure_dataset, samples ---------------------------------------------------------------------
 
+@pytest.mark.parametrize("asked", [{}, {"n_clips": 2}, {"seed": 5}, {"n_clips": 2, "seed": 5, "workers": 2}])
+def test_ensure_dataset_keeps_what_is_there_unless_told_otherwise(tmp_path, asked):
+    """A folder made with other parameters than the defaults (here 2 clips, seed 5) is used as it is when
+    the caller asks for nothing else: no silent regeneration with 1,200 clips over the user's data."""
+    import warnings
+
+    src = tmp_path / "syn"
+    generate(src, n_clips=2, seed=5, workers=1, config=TINY)
+    before = {p.name: p.stat().st_mtime_ns for p in src.rglob("*")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # keeping a dataset says nothing
+        assert ensure_dataset(src, **{"workers": 1, **asked}) == src
+    assert {p.name: p.stat().st_mtime_ns for p in src.rglob("*")} == before
+
+
 def test_ensure_dataset_generates_once_and_refuses_foreign_dirs(tmp_path):
     src = tmp_path / "syn"
     ensure_dataset(src, n_clips=2, seed=5, workers=1)
     stamp = (src / "labels.csv").stat().st_mtime_ns
     assert ensure_dataset(src, n_clips=2, seed=5, workers=1) == src
     assert (src / "labels.csv").stat().st_mtime_ns == stamp  # matching dataset.json: not regenerated
-    ensure_dataset(src, n_clips=3, seed=5, workers=1)          # other parameters: regenerated
+    with pytest.warns(UserWarning, match="replacing the synthetic dataset.*n_clips 2 → 3"):
+        ensure_dataset(src, n_clips=3, seed=5, workers=1)      # other parameters asked for: regenerated, said so
     assert json.loads((src / "dataset.json").read_text())["n_clips"] == 3
     assert len(list((src / "videos").iterdir())) == 3
     foreign = tmp_path / "mine"

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mesm_core import create_model, dummy_batch
-from mesm_core.config import RunConfig, apply_overrides
+from mesm_core.config import RunConfig
 from mesm_core.presets import get_preset
 from mesm_core.training.optim import build_optimizer, build_scheduler, pos_weight_from_labels
 from mesm_core.training.sampler import EpochSampler
@@ -27,102 +27,14 @@ from mesm_core.training.state import (
     save_training_state,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run ~10x faster single-threaded on a busy 2-core machine (no OpenMP contention)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-# Narrow versions of the small presets: same geometry, a few thousand weights, random tiny text encoder.
-TINY_OVERRIDES = [
-    "model.text_model=tiny-random",
-    "model.stem_channels=8",
-    "model.block_channels=[8,8,8,16,16]",
-    "model.flatten_hidden=16",
-    "model.trans_dim=16",
-    "model.trans_ff=32",
-    "model.trans_heads=2",
-    "model.trans_dropout=0.1",
-    "model.sparse_backend=masked",
-    "train.batch_size=4",
-    "train.lr=0.003",
-]
-
-
-def tiny_config(preset: str = "mesm_small", extra: list[str] | None = None) -> RunConfig:
-    cfg = get_preset(preset)
-    apply_overrides(cfg, TINY_OVERRIDES + list(extra or []))
-    return cfg
-
-
-def make_tiny_cache(
-    root: Path, classes: tuple[str, ...], sizes: dict[str, int] | None = None, seed: int = 0, cues: bool = False
-) -> Path:
-    """A cache of random utterances written through the data pipeline's cache writer.
-
-    The first class is made learnable (its positives have brighter faces) so metrics are not constant.
-    """
-    import time
-
-    from mesm_core.config import DataConfig
-    from mesm_core.data.cache import append_manifest, record_path, save_record, write_cache_info
-    from mesm_core.types import ClipRecord
-
-    sizes = sizes or {"train": 8, "valid": 6, "test": 6}
-    rng = np.random.default_rng(seed)
-    records_by_split = {}
-    for split, n in sizes.items():
-        records = []
-        for i in range(n):
-            labels = (rng.random(len(classes)) < 0.4).astype(np.float32)
-            labels[0] = float(i % 2)  # both label values in every split
-            n_frames = int(rng.integers(1, 3))
-            n_mel_frames = int(rng.integers(20, 70))
-            faces = rng.integers(0, 120, size=(n_frames, 48, 48, 3)).astype(np.uint8)
-            if labels[0]:
-                faces[:, 10:30, 10:30] += 120
-            face_cues = np.zeros((n_frames, 48, 48), bool)
-            face_cues[:, 10:30, 10:30] = True
-            mel_cues = np.zeros((128, n_mel_frames), bool)
-            mel_cues[20:50, :] = True
-            records.append(ClipRecord(
-                id=f"{split}_{i:03d}",
-                faces=faces,
-                face_boxes=np.tile(np.array([0, 0, 48, 48], np.float32), (n_frames, 1)),
-                landmarks=np.full((n_frames, 5, 2), np.nan, np.float32),
-                face_probs=np.ones(n_frames, np.float32),
-                face_detected=np.ones(n_frames, bool),
-                frame_times=np.arange(n_frames, dtype=np.float32) * 0.5,
-                mel=rng.exponential(1.0, size=(128, n_mel_frames)).astype(np.float32),
-                transcript="wow this is great" if labels[0] else "it is fine i guess",
-                labels=labels,
-                face_cues=face_cues if cues else None,
-                mel_cues=mel_cues if cues else None,
-            ))
-        records_by_split[split] = records
-    cache = root / "cache"
-    write_cache_info(cache, DataConfig(), classes, dataset="tiny-test", source="tests/test_train.py")
-    for split, records in records_by_split.items():
-        for record in records:
-            path = save_record(record, record_path(cache, record.id))
-            append_manifest(cache / "manifest.jsonl", {
-                "id": record.id, "split": split, "labels": record.labels.tolist(), "status": "ok",
-                "file": str(path.relative_to(cache)), "time": time.time(), "n_frames": len(record.faces),
-                "n_chunks": -(-record.mel.shape[1] // 32),
-            })
-    return cache
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # --- optimisation -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("preset", ["fe2e_small", "mesm_small"])
-def test_a_few_steps_lower_the_loss_on_a_fixed_batch(preset):
-    cfg = tiny_config(preset, ["train.lr=0.01"])
+@pytest.mark.slow
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_training, preset):
+    cfg = tiny_training.tiny_config(preset, ["train.lr=0.01"])
     torch.manual_seed(0)
     model = create_model(cfg.model, text_pretrained=False)
     batch = dummy_batch(cfg.model, batch_size=4, n_frames=2, n_chunks=2, tokenizer=model.tokenizer)
@@ -140,8 +52,8 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(preset):
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
 
 
-def test_text_branch_gets_scaled_learning_rate():
-    cfg = tiny_config("fe2e_small", ["model.text_trainable=true", "model.text_lr_factor=0.1", "train.lr=0.01"])
+def test_text_branch_gets_scaled_learning_rate(tiny_training):
+    cfg = tiny_training.tiny_config("fe2e_small", ["model.text_trainable=true", "model.text_lr_factor=0.1", "train.lr=0.01"])
     model = create_model(cfg.model, text_pretrained=False)
     groups = {g["name"]: g for g in build_optimizer(model, cfg).param_groups}
     assert groups["main"]["lr"] == pytest.approx(0.01)
@@ -151,8 +63,8 @@ def test_text_branch_gets_scaled_learning_rate():
     assert {id(p) for p in model.text_head.parameters()} <= text_ids
 
 
-def test_frozen_text_encoder_is_not_optimised():
-    cfg = tiny_config("mesm_small")  # small presets freeze the text encoder
+def test_frozen_text_encoder_is_not_optimised(tiny_training):
+    cfg = tiny_training.tiny_config("mesm_small")  # small presets freeze the text encoder
     model = create_model(cfg.model, text_pretrained=False)
     optimised = {id(p) for g in build_optimizer(model, cfg).param_groups for p in g["params"]}
     assert not any(id(p) in optimised for p in model.text_encoder.parameters())
@@ -166,8 +78,8 @@ def test_pos_weight_is_neg_over_pos_from_training_labels():
     assert pos_weight_from_labels(np.array([[0.0], [0.0]])).tolist() == [1.0]  # undefined → 1
 
 
-def test_cosine_schedule_steps_per_batch():
-    cfg = tiny_config("fe2e_small", ["train.scheduler=cosine", "train.epochs=2"])
+def test_cosine_schedule_steps_per_batch(tiny_training):
+    cfg = tiny_training.tiny_config("fe2e_small", ["train.scheduler=cosine", "train.epochs=2"])
     model = create_model(cfg.model, text_pretrained=False)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=5)
@@ -216,8 +128,8 @@ def test_rng_state_round_trip():
     assert np.array_equal(np.random.rand(3), expected[1])
 
 
-def test_training_state_loads_with_weights_only(tmp_path):
-    cfg = tiny_config("fe2e_small")
+def test_training_state_loads_with_weights_only(tiny_training, tmp_path):
+    cfg = tiny_training.tiny_config("fe2e_small")
     model = create_model(cfg.model, text_pretrained=False)
     optimizer = build_optimizer(model, cfg)
     loss = model(dummy_batch(cfg.model, tokenizer=model.tokenizer)).logits.sum()
@@ -257,7 +169,7 @@ def test_atomic_directory_replaces_or_leaves_untouched(tmp_path):
 
 # --- CLI errors ------------------------------------------------------------------------------------------
 
-def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mesm_core.train", *args], cwd=cwd, capture_output=True,
                           text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
 
@@ -274,8 +186,9 @@ def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         (["--device", "tpu"], "invalid choice"),
     ],
 )
-def test_cli_rejects_bad_arguments_before_doing_work(args, message):
-    result = _cli(*args)
+@pytest.mark.slow
+def test_cli_rejects_bad_arguments_before_doing_work(repo_root, args, message):
+    result = _cli(repo_root, *args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "usage:" in result.stderr
@@ -330,21 +243,22 @@ def _assert_same_weights(a: Path, b: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_cache(tmp_path_factory) -> Path:
+def tiny_cache(tiny_training, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny_cache")
-    return make_tiny_cache(root, get_preset("mesm_small").model.classes, {"train": 6, "valid": 5, "test": 5})
+    return tiny_training.make_tiny_cache(root, get_preset("mesm_small").model.classes, {"train": 6, "valid": 5, "test": 5})
 
 
 @pytest.fixture(scope="module")
-def straight_run(tiny_cache, tmp_path_factory) -> Path:
+def straight_run(tiny_training, tiny_cache, tmp_path_factory) -> Path:
     """Two uninterrupted epochs (3 steps each with batch 2)."""
     run = tmp_path_factory.mktemp("straight") / "run"
-    result = _train(tiny_config("mesm_small", ["train.epochs=2", "train.batch_size=2"]), tiny_cache, run,
+    result = _train(tiny_training.tiny_config("mesm_small", ["train.epochs=2", "train.batch_size=2"]), tiny_cache, run,
                     evaluate_test=True)
     assert result.exit_code == 0 and not result.interrupted
     return run
 
 
+@pytest.mark.slow
 def test_run_writes_checkpoints_logs_and_config(straight_run, tiny_cache):
     from mesm_core.checkpoint import load_checkpoint
     from mesm_core.config import run_config_from_dict
@@ -366,9 +280,10 @@ def test_run_writes_checkpoints_logs_and_config(straight_run, tiny_cache):
 
 
 @pytest.mark.parametrize("stop_after_step", [1, 4])
-def test_interrupt_and_resume_equals_uninterrupted(straight_run, tiny_cache, tmp_path, stop_after_step):
+@pytest.mark.slow
+def test_interrupt_and_resume_equals_uninterrupted(tiny_training, straight_run, tiny_cache, tmp_path, stop_after_step):
     """A stop request mid-epoch (what SIGINT/SIGTERM do) saves RUN/last; --resume finishes identically."""
-    cfg = tiny_config("mesm_small", ["train.epochs=2", "train.batch_size=2"])
+    cfg = tiny_training.tiny_config("mesm_small", ["train.epochs=2", "train.batch_size=2"])
     run = tmp_path / "run"
 
     def stop(trainer, state):
@@ -384,18 +299,20 @@ def test_interrupt_and_resume_equals_uninterrupted(straight_run, tiny_cache, tmp
     _assert_same_weights(straight_run / "best", run / "best")
 
 
-def test_resume_with_more_epochs_equals_uninterrupted(straight_run, tiny_cache, tmp_path):
+@pytest.mark.slow
+def test_resume_with_more_epochs_equals_uninterrupted(tiny_training, straight_run, tiny_cache, tmp_path):
     run = tmp_path / "run"
-    _train(tiny_config("mesm_small", ["train.epochs=1", "train.batch_size=2"]), tiny_cache, run)
-    result = _train(tiny_config("mesm_small", ["train.epochs=2", "train.batch_size=2"]), tiny_cache, run, resume=True)
+    _train(tiny_training.tiny_config("mesm_small", ["train.epochs=1", "train.batch_size=2"]), tiny_cache, run)
+    result = _train(tiny_training.tiny_config("mesm_small", ["train.epochs=2", "train.batch_size=2"]), tiny_cache, run, resume=True)
     assert result.state.epoch == 2
     _assert_same_weights(straight_run / "last", run / "last")
 
 
-def test_non_finite_loss_stops_without_a_checkpoint(tmp_path):
+@pytest.mark.slow
+def test_non_finite_loss_stops_without_a_checkpoint(tiny_training, tmp_path):
     from mesm_core.training import NonFiniteLossError
 
-    cache = make_tiny_cache(tmp_path, get_preset("fe2e_small").model.classes, {"train": 4, "valid": 2})
+    cache = tiny_training.make_tiny_cache(tmp_path, get_preset("fe2e_small").model.classes, {"train": 4, "valid": 2})
     # Poison every training record's audio: log(NaN) → NaN logits → NaN loss at the first step.
     from mesm_core.data.cache import cache_entries, load_record, save_record
 
@@ -404,14 +321,15 @@ def test_non_finite_loss_stops_without_a_checkpoint(tmp_path):
         record.mel[:] = np.nan
         save_record(record, cache / entry["file"])
     with pytest.raises(NonFiniteLossError, match="at step 1 "):
-        _train(tiny_config("fe2e_small"), cache, tmp_path / "run")
+        _train(tiny_training.tiny_config("fe2e_small"), cache, tmp_path / "run")
     assert not (tmp_path / "run" / "last").exists() and not (tmp_path / "run" / "best").exists()
 
 
-def test_cli_trains_and_refuses_to_overwrite(tiny_cache, tmp_path, capsys):
+@pytest.mark.slow
+def test_cli_trains_and_refuses_to_overwrite(tiny_training, tiny_cache, tmp_path, capsys):
     args = ["--preset", "fe2e_small", "--data", str(tiny_cache), "--out", str(tmp_path / "run"), "--device", "cpu",
             "--random-text-weights", "--no-progress", "--max-steps", "2", "--num-workers", "0"]
-    args += [a for item in TINY_OVERRIDES for a in ("--set", item)]
+    args += [a for item in tiny_training.TINY_OVERRIDES for a in ("--set", item)]
     code, out, err = _main(capsys, *args)
     assert code == 0, err
     assert "reached --max-steps 2" in out
@@ -426,13 +344,14 @@ def test_cli_trains_and_refuses_to_overwrite(tiny_cache, tmp_path, capsys):
 # --- selection training (warm start, schedule, saliency, keep band, distillation) --------------------------
 
 @pytest.fixture(scope="module")
-def tiny_fe2e_run(tiny_cache, tmp_path_factory) -> Path:
+def tiny_fe2e_run(tiny_cache, tmp_path_factory, tiny_training) -> Path:
     run = tmp_path_factory.mktemp("fe2e") / "run"
-    assert _train(tiny_config("fe2e_small", ["train.epochs=1", "train.batch_size=2"]), tiny_cache, run).exit_code == 0
+    assert _train(tiny_training.tiny_config("fe2e_small", ["train.epochs=1", "train.batch_size=2"]), tiny_cache, run).exit_code == 0
     return run
 
 
-def test_selection_recipe_trains_logs_and_resumes_identically(tiny_fe2e_run, tiny_cache, tmp_path):
+@pytest.mark.slow
+def test_selection_recipe_trains_logs_and_resumes_identically(tiny_fe2e_run, tiny_cache, tmp_path, tiny_training):
     from mesm_core.training.log import read_metrics_log
 
     extra = ["train.epochs=2", "train.batch_size=2", "model.attention_mode=straight_through",
@@ -441,6 +360,7 @@ def test_selection_recipe_trains_logs_and_resumes_identically(tiny_fe2e_run, tin
              "train.keep_min_fraction=0.3", "train.keep_max_fraction=0.9",
              "train.top_p_warmup_epochs=0.5", "train.top_p_anneal_epochs=1"]
     straight = tmp_path / "straight"
+    tiny_config = tiny_training.tiny_config
     assert _train(tiny_config("mesm_small", extra), tiny_cache, straight).exit_code == 0
     log = read_metrics_log(straight)
     assert set(log[0]["aux_losses"]) == {"keep_band", "distill"}

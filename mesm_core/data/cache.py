@@ -8,7 +8,7 @@ Layout of ``CACHE/``::
                                     status ok|failed, error  (sharded runs: manifest.shard-I-of-N.jsonl)
     splits.json                     the split report (listed ids without data, data in no split)
 
-Records are written to a temporary file and moved into place with ``os.replace``, so a record
+Records are written through ``mesm_core.io.atomic_write`` (temporary file + rename), so a record
 file is either complete or absent. A rerun verifies every finished record by reading it back
 (a half-written or corrupt file is redone, never trusted), retries failed utterances and skips
 the rest. Manifest lines of all shards are merged on read; the latest line per id wins, and a
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from mesm_core.config import DataConfig, to_dict
 from mesm_core.data.clip import ClipJob
 from mesm_core.data.errors import ClipError, CorruptRecordError, DataSourceError
 from mesm_core.data.faces import FaceDetector
-from mesm_core.jsonio import json_default
+from mesm_core.io import atomic_write, stale_temp_files, to_jsonable
 from mesm_core.types import ClipRecord
 
 CACHE_VERSION = 1
@@ -60,27 +59,8 @@ def record_path(cache_dir: str | Path, clip_id: str) -> Path:
 
 
 
-
-def _atomic_write_bytes(path: Path, writer) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    try:
-        with open(temp, "wb") as handle:
-            writer(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        if temp.exists():
-            temp.unlink()
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    _atomic_write_bytes(Path(path), lambda handle: handle.write(text.encode("utf-8")))
-
-
 def save_record(record: ClipRecord, path: str | Path) -> Path:
-    """Write ``record`` as a compressed .npz atomically (temp file + os.replace). Arrays only."""
+    """Write ``record`` as a compressed .npz atomically (``mesm_core.io.atomic_write``). Arrays only."""
     path = Path(path)
     info = {
         "version": CACHE_VERSION,
@@ -88,7 +68,7 @@ def save_record(record: ClipRecord, path: str | Path) -> Path:
         "transcript": record.transcript,
         "frame_size": list(record.frame_size) if record.frame_size else None,
         "source": record.source,
-        "meta": record.meta,
+        "meta": record.meta.to_dict(),
     }
     arrays = {
         "faces": np.ascontiguousarray(record.faces, dtype=np.uint8),
@@ -98,7 +78,7 @@ def save_record(record: ClipRecord, path: str | Path) -> Path:
         "face_detected": np.asarray(record.face_detected, bool),
         "frame_times": np.asarray(record.frame_times, np.float32),
         "mel": np.asarray(record.mel, np.float32),
-        "info": np.array(json.dumps(info, default=json_default, ensure_ascii=False)),
+        "info": np.array(json.dumps(to_jsonable(info), ensure_ascii=False)),
     }
     if record.labels is not None:
         arrays["labels"] = np.asarray(record.labels, np.float32)
@@ -106,7 +86,7 @@ def save_record(record: ClipRecord, path: str | Path) -> Path:
         arrays["face_cues"] = np.asarray(record.face_cues, bool)
     if record.mel_cues is not None:
         arrays["mel_cues"] = np.asarray(record.mel_cues, bool)
-    _atomic_write_bytes(path, lambda handle: np.savez_compressed(handle, **arrays))
+    atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays), fsync=True)
     return path
 
 
@@ -190,7 +170,7 @@ def read_manifest(cache_dir: str | Path) -> dict[str, dict]:
 
 def append_manifest(path: Path, entry: dict) -> None:
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry, default=json_default, ensure_ascii=False) + "\n")
+        handle.write(json.dumps(to_jsonable(entry), ensure_ascii=False) + "\n")
         handle.flush()
 
 
@@ -225,7 +205,7 @@ def write_cache_info(cache_dir: Path, config: DataConfig, classes: Sequence[str]
                                   "use another --out folder or the same --set values")
         return existing
     cache_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(info, indent=2))
+    atomic_write(path, json.dumps(info, indent=2))
     return info
 
 
@@ -269,8 +249,8 @@ def _entry(job: ClipJob, status: str, record: ClipRecord | None = None, error: s
     if record is not None:
         n_mel = record.mel.shape[1]
         entry.update(n_frames=int(record.faces.shape[0]), n_faces=int(np.sum(record.face_detected)),
-                     n_chunks=int(-(-n_mel // chunk_frames)), no_face=bool(record.meta.get("no_face", False)),
-                     audio_silent=bool(record.meta.get("audio_silent", False)))
+                     n_chunks=int(-(-n_mel // chunk_frames)), no_face=bool(record.meta.no_face),
+                     audio_silent=bool(record.meta.audio_silent))
     return entry
 
 
@@ -278,7 +258,7 @@ def process_job(job: ClipJob, config: DataConfig, detector: FaceDetector, cache_
     """Run one job and write its record → manifest entry. Never raises for a bad clip."""
     started = time.perf_counter()
     path = record_path(cache_dir, job.id)
-    for stale in path.parent.glob(path.name + ".tmp*"):
+    for stale in stale_temp_files(path):
         stale.unlink(missing_ok=True)  # left by a killed run of this same job
     try:
         record = job.run(config, detector)
@@ -414,5 +394,4 @@ def iter_records(cache_dir: str | Path, split: str | None = None) -> Iterable[Cl
 
 __all__ = ["CACHE_VERSION", "record_filename", "record_path", "save_record", "load_record", "manifest_name",
            "read_manifest", "read_cache_info", "write_cache_info", "select_shard", "parse_shard", "process_job",
-           "PreprocessSummary", "preprocess_jobs", "cache_entries", "iter_records", "atomic_write_text",
-           ]
+           "PreprocessSummary", "preprocess_jobs", "cache_entries", "iter_records"]

@@ -191,13 +191,24 @@ def media_origin(container) -> float:
     return float(container.start_time) / 1_000_000.0 if container.start_time else 0.0
 
 
-def _decode_sampled_frames(container, path: Path, targets: np.ndarray, start: float, crop: CropSpec,
-                           open_ended: bool) -> _DecodedFrames:
-    """Stream-decode the first video stream and keep the frame nearest each target time.
+@dataclass
+class NearestFrames:
+    """What :func:`scan_nearest_frames` found: PyAV frames, not yet converted to arrays."""
 
-    ``targets`` are seconds relative to ``start`` (itself absolute, origin included).
-    Corrupt packets are skipped and counted.
-    With ``open_ended`` (duration unknown) the targets past the last frame are dropped.
+    picks: list[tuple[float, Any]]    # (time from the window start, av.VideoFrame) per answered target, in order
+    last: tuple[float, Any] | None    # the last frame decoded (answers targets past the end of the stream)
+    decode_errors: int                # corrupt packets skipped
+    frame_rate: float | None          # the stream's average rate, when it declares one
+
+
+def scan_nearest_frames(container, targets: np.ndarray, start: float) -> NearestFrames:
+    """Stream-decode the first video stream of an open container once, keeping the frame nearest each
+    target time. The one nearest-frame decoder: the data pipeline samples its frames with it and the
+    studio decodes the same frames again for display.
+
+    ``targets``: float64 (N,) ascending seconds from ``start``; ``start``: absolute seconds, media
+    origin included (:func:`media_origin`). Ties go to the earlier frame. Decoding stops once every
+    target is answered; targets after the last frame stay unanswered (``len(picks) < N``).
     """
     import av
 
@@ -209,78 +220,71 @@ def _decode_sampled_frames(container, path: Path, targets: np.ndarray, start: fl
             container.seek(int((start - 1.0) / stream.time_base), stream=stream, backward=True)
         except (av.error.FFmpegError, ZeroDivisionError, TypeError):
             container.seek(0)
-    chosen: list[tuple[float, np.ndarray]] = []   # (relative time, RGB frame after crop) per target
+    picks: list[tuple[float, Any]] = []
     prev: tuple[float, Any] | None = None
-    target_index = 0
     decode_errors = 0
     frame_counter = 0
-    last_time = None
     n_targets = len(targets)
-    geometry: dict[str, Any] = {"frame_hw": None, "crop_box": None}
-    converted: list[Any] = [None, None]  # the last converted av.VideoFrame and its array (duplicates reuse it)
+    if n_targets == 0:
+        return NearestFrames(picks, None, 0, rate)
+    for packet in container.demux(stream):
+        try:
+            decoded = packet.decode()
+        except av.error.FFmpegError:
+            decode_errors += 1
+            continue
+        for frame in decoded:
+            t = float(frame.time) - start if frame.time is not None else frame_counter / (rate or 25.0) - start
+            frame_counter += 1
+            while len(picks) < n_targets and t >= targets[len(picks)]:
+                target = targets[len(picks)]
+                nearer_prev = prev is not None and (target - prev[0]) <= (t - target)
+                picks.append(prev if nearer_prev else (t, frame))
+            prev = (t, frame)
+            if len(picks) >= n_targets:
+                return NearestFrames(picks, prev, decode_errors, rate)
+    return NearestFrames(picks, prev, decode_errors, rate)
 
-    def to_rgb(frame) -> np.ndarray:
-        if converted[0] is not frame:
-            rgb = frame.to_ndarray(format="rgb24")
-            if geometry["frame_hw"] is None:
-                geometry["frame_hw"] = rgb.shape[:2]
-                geometry["crop_box"] = resolve_crop(crop, rgb.shape[:2])
-            converted[0], converted[1] = frame, _apply_crop(rgb, geometry["crop_box"])
-        return converted[1]
 
-    def frame_time(frame) -> float:
-        if frame.time is not None:
-            return float(frame.time) - start
-        return frame_counter / (rate or 25.0) - start
+def _decode_sampled_frames(container, path: Path, targets: np.ndarray, start: float, crop: CropSpec,
+                           open_ended: bool) -> _DecodedFrames:
+    """The frames nearest each target (:func:`scan_nearest_frames`), as cropped RGB arrays.
 
-    finished = n_targets == 0
-    if not finished:
-        for packet in container.demux(stream):
-            try:
-                decoded = packet.decode()
-            except av.error.FFmpegError:
-                decode_errors += 1
-                continue
-            for frame in decoded:
-                t = frame_time(frame)
-                frame_counter += 1
-                last_time = t
-                while target_index < n_targets and t >= targets[target_index]:
-                    target = targets[target_index]
-                    if prev is not None and (target - prev[0]) <= (t - target):
-                        chosen.append((prev[0], to_rgb(prev[1])))
-                    else:
-                        chosen.append((t, to_rgb(frame)))
-                    target_index += 1
-                if target_index >= n_targets:
-                    finished = True
-                    break
-                prev = (t, frame)
-            if finished:
-                break
-    if not finished and prev is not None:
-        # Targets after the last decoded frame: fine within a tolerance (window end ≈ video end),
-        # otherwise the stream stopped early (truncated file) unless the duration was unknown.
-        while target_index < n_targets:
-            gap = targets[target_index] - prev[0]
+    Targets after the last decoded frame take that frame within a tolerance (window end ≈ video
+    end); further out the file is truncated (an error) unless the duration was unknown
+    (``open_ended``), where they are dropped.
+    """
+    scan = scan_nearest_frames(container, targets, start)
+    chosen = list(scan.picks)
+    if len(chosen) < len(targets) and scan.last is not None:
+        for target in targets[len(chosen):]:
+            gap = target - scan.last[0]
             if gap > _TRUNCATION_TOLERANCE_S and not open_ended:
                 raise UnreadableMediaError(
-                    path, f"video stream ends at {prev[0] + start:.2f} s, before the sampled time "
-                          f"{targets[target_index] + start:.2f} s (truncated or corrupt file; "
-                          f"{decode_errors} corrupt packet(s))")
-            if open_ended and gap >= 1.0 / (rate or 25.0) - 1e-6:  # past the last frame's span
+                    path, f"video stream ends at {scan.last[0] + start:.2f} s, before the sampled time "
+                          f"{target + start:.2f} s (truncated or corrupt file; "
+                          f"{scan.decode_errors} corrupt packet(s))")
+            if open_ended and gap >= 1.0 / (scan.frame_rate or 25.0) - 1e-6:  # past the last frame's span
                 break
-            chosen.append((prev[0], to_rgb(prev[1])))
-            target_index += 1
-    if not chosen and n_targets:
-        if decode_errors:
-            raise UnreadableMediaError(path, f"no video frame could be decoded ({decode_errors} corrupt packet(s))")
+            chosen.append(scan.last)
+    if not chosen and len(targets):
+        if scan.decode_errors:
+            raise UnreadableMediaError(path, f"no video frame could be decoded ({scan.decode_errors} corrupt packet(s))")
         raise EmptyClipError(path, "the video stream has no frames in the requested window")
-    frames = [rgb for _, rgb in chosen]
-    times = [t for t, _ in chosen]
-    frame_hw, crop_box = geometry["frame_hw"], geometry["crop_box"]
-    return _DecodedFrames(frames, np.asarray(times, np.float64), targets[:len(chosen)], frame_hw, crop_box,
-                          decode_errors, last_time, rate)
+    frames: list[np.ndarray] = []
+    frame_hw = crop_box = None
+    converted: tuple[Any, np.ndarray] | None = None  # a frame answering two targets is converted once
+    for _, frame in chosen:
+        if converted is None or converted[0] is not frame:
+            rgb = frame.to_ndarray(format="rgb24")
+            if frame_hw is None:
+                frame_hw = rgb.shape[:2]
+                crop_box = resolve_crop(crop, frame_hw)
+            converted = (frame, _apply_crop(rgb, crop_box))
+        frames.append(converted[1])
+    last_time = scan.last[0] if scan.last is not None else None
+    return _DecodedFrames(frames, np.asarray([t for t, _ in chosen], np.float64), targets[:len(chosen)], frame_hw,
+                          crop_box, scan.decode_errors, last_time, scan.frame_rate)
 
 
 # --- record building (shared by video and image-sequence input) ----------------------------------
@@ -378,8 +382,9 @@ def preprocess_clip(video: str | Path, transcript: str | None = None, *, audio: 
             face, or all-zero audio from a flag in ``record.meta`` into an error.
 
     Returns a ClipRecord with F sampled frames (faces uint8 (F, 48, 48, 3), ...), mel (128, T)
-    with T = 1 + n_samples // 200; ``meta`` holds counts and flags (n_faces, n_fallback,
-    n_skipped, no_face, no_frames, audio_silent, transcript_empty, decode_errors, ...).
+    with T = 1 + n_samples // 200; ``meta`` (:class:`~mesm_core.types.ClipMeta`) holds the window,
+    audio facts and flags, plus counts in ``meta.extra`` (n_faces, n_fallback, n_skipped, no_frames,
+    transcript_empty, decode_errors, ...).
 
     Raises ClipError subclasses naming the file and the reason.
     """
@@ -571,12 +576,13 @@ class ClipJob:
                                        duration=self.duration)
         else:
             raise ValueError(f"job {self.id!r} has neither a video nor images")
-        record.meta["split"] = self.split
-        record.meta.update(self.meta)
+        record.meta.split = self.split
+        record.meta.update(self.meta)  # the source's own fields (dataset, dialog, side...) land in extra
         if self.postprocess is not None:
             record = self.postprocess(record, config)
         return record
 
 
-__all__ = ["CropSpec", "sample_times", "nearest_indices", "resolve_crop", "read_transcript_file", "find_transcript",
+__all__ = ["CropSpec", "sample_times", "nearest_indices", "NearestFrames", "scan_nearest_frames", "media_origin",
+           "resolve_crop", "read_transcript_file", "find_transcript",
            "normalise_text", "check_file", "build_record", "preprocess_clip", "preprocess_frames", "ClipJob"]

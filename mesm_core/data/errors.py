@@ -1,24 +1,16 @@
-"""Errors raised by the data pipeline.
+"""Errors raised by the data pipeline (all :class:`~mesm_core.errors.InputError` s).
 
-Every per-clip problem is a :class:`ClipError` (a ``ValueError``) that names the file and the reason,
-so a batch job can record ``str(error)`` in its manifest and carry on with the next clip.
+Every per-clip problem is a :class:`ClipError` (also a ``ValueError``) that names the file and the
+reason, so a batch job can record ``str(error)`` in its manifest and carry on with the next clip.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from mesm_core.errors import FileInputError, InputError
 
 
-class ClipError(ValueError):
+class ClipError(FileInputError, ValueError):
     """A clip that cannot be turned into model inputs. ``str(e)`` is ``"<file>: <reason>"``."""
-
-    def __init__(self, path: str | Path | None, reason: str):
-        self.path = str(path) if path is not None else "<memory>"
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-    def __reduce__(self):  # keep (path, reason) when errors cross process boundaries
-        return (type(self), (self.path, self.reason))
 
 
 class UnreadableMediaError(ClipError):
@@ -57,27 +49,15 @@ class NoFaceError(ClipError):
     """No face was detected in any sampled frame and ``require_face=True`` (otherwise only flagged)."""
 
 
-class DataSourceError(ValueError):
+class DataSourceError(InputError, ValueError):
     """A dataset source (root folder, labels file, split lists) is missing or malformed."""
 
 
-class _FileError(ValueError):
-    """An error about one file: message "<file>: <reason>", picklable across worker processes."""
-
-    def __init__(self, path: str | Path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-    def __reduce__(self):
-        return (type(self), (self.path, self.reason))
-
-
-class CorruptRecordError(_FileError):
+class CorruptRecordError(FileInputError, ValueError):
     """A cached record file cannot be read back; names the file."""
 
 
-class UnsafePickleError(_FileError):
+class UnsafePickleError(FileInputError, ValueError):
     """A pickle file asked for a class outside the allow-list (see ``safe_pickle``)."""
 
 

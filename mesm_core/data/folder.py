@@ -18,7 +18,7 @@ import numpy as np
 from mesm_core.config import DataConfig
 from mesm_core.data.clip import ClipJob
 from mesm_core.data.errors import DataSourceError
-from mesm_core.data.sources import SourceScan, require_dir
+from mesm_core.data.scan import SourceScan, require_dir
 from mesm_core.types import ClipRecord
 
 RESERVED_COLUMNS = ("id", "video", "transcript", "split", "audio", "start", "end")
@@ -99,9 +99,10 @@ def _attach_synthetic_cues(record: ClipRecord, config: DataConfig, source_dir: s
     return record if result is None else result
 
 
-def synthetic_source(root: str | Path, seed: int = 0, n_clips: int | None = None) -> SourceScan:
-    """Generate the synthetic dataset at ``root`` if missing (``mesm_core.data.synthetic.ensure_dataset``),
-    then scan it like ``folder``; each record gets its cue masks via ``attach_cues`` when available."""
+def synthetic_source(root: str | Path, seed: int | None = None, n_clips: int | None = None) -> SourceScan:
+    """Generate the synthetic dataset at ``root`` if missing (``mesm_core.data.synthetic.ensure_dataset``:
+    None keeps what a dataset already there was made with), then scan it like ``folder``; each record
+    gets its cue masks via ``attach_cues`` when available."""
     try:
         synthetic = importlib.import_module("mesm_core.data.synthetic")
     except ImportError as exc:
@@ -109,9 +110,7 @@ def synthetic_source(root: str | Path, seed: int = 0, n_clips: int | None = None
     ensure = getattr(synthetic, "ensure_dataset", None)
     if ensure is None:
         raise DataSourceError("mesm_core.data.synthetic.ensure_dataset is not available in this installation")
-    kwargs = {"seed": seed}
-    if n_clips is not None:
-        kwargs["n_clips"] = n_clips
+    kwargs = {"seed": seed, "n_clips": n_clips}
     root = Path(root)
     ensure(root, **kwargs)
     scan = folder_source(root, dataset="synthetic")

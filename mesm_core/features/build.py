@@ -2,7 +2,7 @@
 
 Inputs per utterance are what the E2E models see: the transcript, the 2 fps face crops and the
 mel spectrogram of ``ClipRecord``; the eGeMAPS part of the acoustic features also needs the
-waveform, which is re-read from the record's source (``record.meta["audio_path"]`` or
+waveform, which is re-read from the record's source (``record.meta.audio_path`` or
 ``record.source``, with its channel and [start_s, end_s) window when recorded) and checked against
 the record's audio duration.
 
@@ -35,16 +35,16 @@ def record_waveform(record: ClipRecord, sample_rate: int = 16000) -> np.ndarray 
     """The record's audio re-read from its source, or None when it cannot be found or does not match."""
     from mesm_core.data.audio import load_audio
 
-    meta = record.meta or {}
-    path = meta.get("audio_path") or record.source
+    meta = record.meta
+    path = meta.audio_path or record.source
     if not path or not Path(path).is_file():
         return None
     try:
-        waveform = load_audio(path, sample_rate=sample_rate, channel=meta.get("audio_channel"),
-                              start=meta.get("start_s"), end=meta.get("end_s"))
+        waveform = load_audio(path, sample_rate=sample_rate, channel=meta.audio_channel,
+                              start=meta.start_s, end=meta.end_s)
     except (ValueError, OSError):
         return None
-    expected = meta.get("audio_duration_s")
+    expected = meta.audio_duration_s
     if expected is not None and abs(waveform.duration_s - float(expected)) > _DURATION_TOLERANCE_S:
         return None
     return waveform.samples
@@ -77,7 +77,7 @@ def build_feature_cache(
     source_info: dict | None = None,
     progress: bool = True,
 ) -> FeatureCache:
-    """Extract every record (its split from ``record.meta["split"]``) into ``out_dir``; resumable.
+    """Extract every record (its split from ``record.meta.split``) into ``out_dir``; resumable.
 
     A record that fails (unreadable audio for the eGeMAPS part, bad shapes) is recorded in the
     manifest with its reason and the build goes on; ``report.json`` lists the failures.
@@ -111,7 +111,7 @@ def build_feature_cache(
 
         for record in all_records():
             n_seen += 1
-            split = str((record.meta or {}).get("split") or "unsplit")
+            split = str(record.meta.split or "unsplit")
             if record.id in done:
                 continue
             try:
@@ -138,7 +138,7 @@ def build_feature_cache(
 
 
 def iter_clip_cache(clip_cache: str | Path) -> Iterator[ClipRecord]:
-    """ClipRecords of a preprocessed cache (all splits), each with ``meta["split"]`` from the manifest."""
+    """ClipRecords of a preprocessed cache (all splits), each with ``meta.split`` from the manifest."""
     from mesm_core.data.cache import cache_entries, load_record
 
     root = Path(clip_cache)
@@ -147,8 +147,8 @@ def iter_clip_cache(clip_cache: str | Path) -> Iterator[ClipRecord]:
         raise ValueError(f"{root}: the preprocessed cache has no finished records")
     for entry in entries:
         record = load_record(root / entry["file"])
-        record.meta = dict(record.meta or {})
-        record.meta["split"] = entry.get("split") or record.meta.get("split") or "unsplit"
+        record.meta = record.meta.copy()
+        record.meta.split = entry.get("split") or record.meta.split or "unsplit"
         if record.labels is None and entry.get("labels") is not None:
             record.labels = np.asarray(entry["labels"], np.float32)
         yield record

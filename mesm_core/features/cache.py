@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -31,6 +30,8 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from mesm_core.config import MODALITIES
+from mesm_core.errors import InputError
+from mesm_core.io import atomic_write
 
 __all__ = ["FEATURE_CACHE_FORMAT", "FEATURE_CACHE_VERSION", "FeatureItem", "FeatureCache", "FeatureCacheError",
            "NormStats", "compute_stats"]
@@ -40,7 +41,7 @@ FEATURE_CACHE_VERSION = 1
 _STD_FLOOR = 1e-6
 
 
-class FeatureCacheError(ValueError):
+class FeatureCacheError(InputError, ValueError):
     """A feature cache (or one of its files) is missing, malformed or inconsistent; names the file."""
 
 
@@ -133,12 +134,6 @@ def compute_stats(items: Iterable[FeatureItem], sizes: dict[str, int], split: st
     return NormStats(mean=mean, std=std, split=split, counts=counts)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
-
-
 class FeatureCache:
     """Read and write a feature cache directory (see the module docstring)."""
 
@@ -188,7 +183,7 @@ class FeatureCache:
                 old.unlink()
         (root / "items").mkdir(parents=True, exist_ok=True)
         info["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        _atomic_write(info_path, json.dumps(info, indent=2).encode())
+        atomic_write(info_path, json.dumps(info, indent=2))
         return cls(root)
 
     def _append_manifest(self, entry: dict) -> None:
@@ -205,9 +200,7 @@ class FeatureCache:
         if item.labels is not None:
             arrays["labels"] = np.asarray(item.labels, np.float32)
         file_name = f"{_safe_name(item.id)}.npz"
-        partial = self.root / "items" / f"{file_name}.partial.npz"
-        np.savez_compressed(partial, **arrays)
-        os.replace(partial, self.root / "items" / file_name)
+        atomic_write(self.root / "items" / file_name, lambda handle: np.savez_compressed(handle, **arrays))
         self._append_manifest({
             "id": item.id, "split": item.split, "status": "ok", "file": file_name,
             "lengths": [int(arrays[m].shape[0]) for m in MODALITIES],
@@ -222,9 +215,9 @@ class FeatureCache:
         ids = self.ids(stats_split)
         if ids:
             stats = compute_stats((self.load(i) for i in ids), self.sizes, stats_split)
-            _atomic_write(self.root / "stats.json", json.dumps(stats.to_dict()).encode())
+            atomic_write(self.root / "stats.json", json.dumps(stats.to_dict()))
         report = self.report()
-        _atomic_write(self.root / "report.json", json.dumps(report, indent=2).encode())
+        atomic_write(self.root / "report.json", json.dumps(report, indent=2))
         return report
 
     # --- reading ------------------------------------------------------------------------------

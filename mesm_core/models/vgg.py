@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mesm_core.geometry import encoder_geometry  # re-exported: the models size their layers with it
+
 __all__ = ["VGGBlock", "VGGEncoder", "FlattenProjection", "encoder_geometry"]
 
 
@@ -59,19 +61,6 @@ class VGGEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x))
-
-
-def encoder_geometry(
-    input_hw: tuple[int, int], block_channels: tuple[int, ...], pool_after: tuple[int, ...], stem_channels: int
-) -> list[tuple[int, int, int]]:
-    """(C, H, W) after the stem and after each block, for an input of size ``input_hw``."""
-    h, w = input_hw[0] // 2, input_hw[1] // 2
-    shapes = [(stem_channels, h, w)]
-    for index, c in enumerate(block_channels):
-        if index in pool_after:
-            h, w = h // 2, w // 2
-        shapes.append((c, h, w))
-    return shapes
 
 
 class FlattenProjection(nn.Sequential):

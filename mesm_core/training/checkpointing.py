@@ -7,7 +7,6 @@ thresholds chosen on validation and the validation metrics at that epoch.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -45,31 +44,15 @@ def save_model(
 
 
 def load_weights(model: nn.Module, directory: Path) -> None:
-    """Load ``directory/model.safetensors`` into ``model`` in place (same architecture).
+    """Load ``directory/model.safetensors`` into ``model`` in place (same architecture); see
+    :func:`mesm_core.checkpoint.load_weights_into`. Raises ``CheckpointError``."""
+    from mesm_core.checkpoint import load_weights_into
 
-    Only the weights of a frozen pretrained text encoder may be absent (they are stored by reference
-    and already loaded in ``model``)."""
-    from safetensors.torch import load_file
-
-    from mesm_core.checkpoint import TEXT_PREFIX, WEIGHTS_FILE
-
-    path = Path(directory) / WEIGHTS_FILE
-    tensors = load_file(str(path), device="cpu")
-    result = model.load_state_dict(tensors, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith(TEXT_PREFIX)]
-    if missing or result.unexpected_keys:
-        raise ValueError(
-            f"{path}: weights do not match the model (missing {missing[:5]}, unexpected {result.unexpected_keys[:5]})"
-        )
+    load_weights_into(model, directory)
 
 
 def read_thresholds(directory: Path) -> list[float] | None:
-    """Per-class thresholds recorded in a checkpoint's config.json (list or {class: t}), in class order."""
-    meta = json.loads((Path(directory) / "config.json").read_text())
-    thresholds = meta.get("thresholds")
-    if thresholds is None:
-        return None
-    if isinstance(thresholds, dict):
-        classes = meta.get("classes") or meta["model"]["classes"]
-        return [float(thresholds[c]) for c in classes]
-    return [float(t) for t in thresholds]
+    """Per-class thresholds recorded in a checkpoint's config.json, in class order (None when absent)."""
+    from mesm_core.checkpoint import read_checkpoint_info
+
+    return read_checkpoint_info(directory).thresholds

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from mesm_core.errors import InputError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -31,7 +33,7 @@ class DistInfo:
         return self.rank == 0
 
 
-class DeviceError(RuntimeError):
+class DeviceError(InputError, RuntimeError):
     """The requested device is not available."""
 
 

@@ -7,15 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+from mesm_core.io import to_jsonable
 
 
 class RunLogger:
@@ -38,7 +30,7 @@ class RunLogger:
         if not self.enabled:
             return
         with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(_json_safe(record), sort_keys=True) + "\n")
+            handle.write(json.dumps(to_jsonable(record), sort_keys=True) + "\n")
         if self._writer is not None:
             step = int(record.get("epoch", 0))
             for key, value in _flatten(record).items():

@@ -1,5 +1,7 @@
-"""Training state (optimizer, scheduler, counters, RNG) saved without pickled code, and atomic
-checkpoint directories.
+"""Training state (optimizer, scheduler, counters, RNG) saved without pickled code.
+
+Checkpoint directories are replaced atomically (:func:`atomic_directory`, over ``mesm_core.io``);
+:func:`find_resumable` falls back to the ``.old`` copy kept during the swap.
 
 ``training_state.pt`` is a ``torch.save`` of plain dicts, lists, numbers, strings and tensors only;
 it is loaded with ``torch.load(weights_only=True)``, which refuses anything else.
@@ -7,17 +9,15 @@ it is loaded with ``torch.load(weights_only=True)``, which refuses anything else
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
-import tempfile
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
+
+from mesm_core.io import atomic_directory as _atomic_directory
 
 STATE_FILE = "training_state.pt"
 STATE_FORMAT = 1
@@ -123,32 +123,10 @@ def load_training_state(directory: Path, map_location: str | torch.device = "cpu
     return payload
 
 
-@contextmanager
-def atomic_directory(final: Path) -> Iterator[Path]:
-    """Yield a temporary sibling directory; on success it replaces ``final`` (os.replace).
-
-    POSIX cannot rename a directory over a non-empty one, so the old directory is first renamed to
-    ``<final>.old`` and removed afterwards; :func:`find_resumable` falls back to it if a crash hits
-    that short window. On an exception the temporary directory is removed and ``final`` is untouched.
-    """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; give it the permissions a plain mkdir would
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = final.with_name(final.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+def atomic_directory(final: Path):
+    """``mesm_core.io.atomic_directory`` keeping the replaced checkpoint as ``<final>.old`` during the
+    swap, so :func:`find_resumable` still finds a state if the process dies right then."""
+    return _atomic_directory(final, old_name=Path(final).name + ".old")
 
 
 def find_resumable(run_dir: Path) -> Path | None:

@@ -13,7 +13,7 @@ The face is the public-domain NASA astronaut portrait shipped with scikit-image
 4. the result is placed in the video frame by a per-frame similarity transform (pose) over a
    random background.
 
-Regions are specified in the five-point face frame of ``/work/shared/reference/anchors.md`` §D.1:
+Regions are specified in the five-point face frame of docs/facs.md ("Face frame"):
 a face coordinate ``(s, t)`` maps to ``c + s·d·u + t·h·v`` (eyes at ``t = 0, s = ±0.5``, mouth line
 at ``t = 1``). Because every AU field is zero outside its region, the ground-truth cue mask of a
 frame is simply the union of the supports of the AUs that are active in it.
@@ -48,7 +48,7 @@ CANON_X0, CANON_Y0, CANON_SIZE = 80, 0, 288
 
 @dataclass(frozen=True)
 class FaceFrame:
-    """The five-point face frame (anchors §D.1) in some pixel coordinate system."""
+    """The five-point face frame (docs/facs.md, "Face frame") in some pixel coordinate system."""
 
     centre: np.ndarray   # (2,) midpoint of the eyes
     iod: float           # d, inter-ocular distance in pixels
@@ -223,7 +223,7 @@ AU_COMPONENTS: dict[str, tuple[Blob, ...]] = {
     ),
 }
 
-# EMFACS prototypes (anchors §D.3) → AU amplitudes, in MOSEI class order.
+# EMFACS prototypes (docs/facs.md, "EMFACS prototypes") → AU amplitudes, in MOSEI class order.
 EMOTION_AUS: dict[str, dict[str, float]] = {
     "anger": {"AU4": 1.2, "AU5": 0.35, "AU7": 0.8, "AU23": 1.0},
     "disgust": {"AU9": 1.0, "AU10": 0.5, "AU15": 0.8, "AU16": 1.0},

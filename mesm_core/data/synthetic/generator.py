@@ -18,10 +18,8 @@ import csv
 import io
 import json
 import multiprocessing
-import os
-import shutil
 import sys
-import tempfile
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,8 +30,10 @@ from mesm_core.config import MOSEI_CLASSES
 from mesm_core.data.synthetic import audio as synth_audio
 from mesm_core.data.synthetic import faces as synth_faces
 from mesm_core.data.synthetic.text import make_transcript
+from mesm_core.io import atomic_directory
 
 GENERATOR_VERSION = 2
+_GENERATOR = "mesm_core.data.synthetic"  # dataset.json["generator"]: who made a folder
 DEFAULT_FPS = 12
 DEFAULT_SIZE = 160
 SPLIT_FRACTIONS = (("train", 0.7), ("valid", 0.1), ("test", 0.2))
@@ -368,7 +368,7 @@ def labels_csv(plans: list[ClipPlan], transcripts: dict[str, str]) -> str:
 def dataset_params(n_clips: int, seed: int, config: SynthConfig) -> dict:
     """What identifies a generated dataset (compared by :func:`ensure_dataset`)."""
     return {
-        "generator": "mesm_core.data.synthetic",
+        "generator": _GENERATOR,
         "version": GENERATOR_VERSION,
         "seed": int(seed),
         "n_clips": int(n_clips),
@@ -419,12 +419,7 @@ def generate(out_dir: str | Path, n_clips: int = 1200, seed: int = 0, workers: i
     if out.exists() and not overwrite and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty (pass overwrite=True to replace it)")
     plans = plan_dataset(n_clips, seed, config)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the dataset should not be
+    with atomic_directory(out) as tmp:
         (tmp / "videos").mkdir()
         (tmp / "cues").mkdir()
         jobs = [(plan, config, str(tmp)) for plan in plans]
@@ -441,16 +436,6 @@ def generate(out_dir: str | Path, n_clips: int = 1200, seed: int = 0, workers: i
         (tmp / "labels.csv").write_text(labels_csv(plans, transcripts), encoding="utf-8")
         meta = dataset_params(n_clips, seed, config) | _summary(plans)
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, trash / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
@@ -462,24 +447,45 @@ def read_dataset_json(source_dir: str | Path) -> dict | None:
         return None
 
 
-def ensure_dataset(source_dir: str | Path, n_clips: int = 1200, seed: int = 0, workers: int = 2,
-                   fps: int = DEFAULT_FPS, size: int = DEFAULT_SIZE, progress: bool = False) -> Path:
+def _recorded_params(found: dict) -> dict:
+    """The parameters a user can ask for, as a dataset.json records them."""
+    config = found.get("config") or {}
+    return {"n_clips": found.get("n_clips"), "seed": found.get("seed"), "fps": config.get("fps"),
+            "size": config.get("size")}
+
+
+def ensure_dataset(source_dir: str | Path, n_clips: int | None = None, seed: int | None = None, workers: int = 2,
+                   fps: int | None = None, size: int | None = None, progress: bool = False) -> Path:
     """Return ``source_dir``, generating the dataset first unless a matching one is already there.
 
-    A matching one = ``dataset.json`` with the same generator version, seed, n_clips and settings
-    (it is written last, inside the atomic rename, so its presence means the dataset is complete).
-    An existing directory that is not a dataset of this generator is never deleted: it raises.
+    A parameter left at None means "whatever the dataset already there has": a folder made with
+    ``--n-clips 400`` is used as it is. Only a parameter given explicitly and different from the
+    existing dataset's (or a newer generator version) regenerates it, and a warning says what
+    changes. With no dataset there, None means the defaults (1,200 clips, seed 0, ``DEFAULT_FPS``,
+    ``DEFAULT_SIZE``). ``dataset.json`` is written last, inside the atomic rename, so its presence
+    means the dataset is complete. An existing directory that is not a dataset of this generator is
+    never deleted: it raises ``FileExistsError``.
     """
     source = Path(source_dir)
-    config = SynthConfig(fps=int(fps), size=int(size))
-    wanted = dataset_params(n_clips, seed, config)
+    asked = {"n_clips": n_clips, "seed": seed, "fps": fps, "size": size}
     found = read_dataset_json(source)
-    if found is not None and all(found.get(k) == v for k, v in wanted.items()):
-        return source
-    if source.exists() and any(source.iterdir()):
-        if found is None or found.get("generator") != wanted["generator"]:
-            raise FileExistsError(f"{source} exists but is not a synthetic dataset (no matching dataset.json); "
-                                  "choose another directory or remove it")
+    ours = found is not None and found.get("generator") == _GENERATOR
+    if ours:
+        have = _recorded_params(found)
+        changes = {k: (have[k], v) for k, v in asked.items() if v is not None and v != have[k]}
+        if found.get("version") != GENERATOR_VERSION:
+            changes["generator version"] = (found.get("version"), GENERATOR_VERSION)
+        if not changes:
+            return source
+        warnings.warn(f"{source}: replacing the synthetic dataset there, because other parameters were asked for: "
+                      + ", ".join(f"{k} {old} → {new}" for k, (old, new) in changes.items()), stacklevel=2)
+    elif source.exists() and any(source.iterdir()):
+        raise FileExistsError(f"{source} exists but is not a synthetic dataset (no matching dataset.json); "
+                              "choose another directory or remove it")
+    n_clips = 1200 if n_clips is None else int(n_clips)
+    seed = 0 if seed is None else int(seed)
+    config = SynthConfig(fps=int(DEFAULT_FPS if fps is None else fps), size=int(DEFAULT_SIZE if size is None else size))
+    wanted = dataset_params(n_clips, seed, config)
     try:
         return generate(source, n_clips, seed, workers, config=config, overwrite=True, progress=progress)
     except OSError:
@@ -580,11 +586,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mesm_core.data.synthetic",
                                      description="Generate the synthetic talking-face emotion dataset.")
     parser.add_argument("--out", type=Path, help="dataset directory to create")
-    parser.add_argument("--n-clips", type=int, default=1200)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-clips", type=int, default=None, help="clips to generate (default 1200; with "
+                        "--ensure, an existing dataset's)")
+    parser.add_argument("--seed", type=int, default=None, help="default 0 (with --ensure, an existing dataset's)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--fps", type=int, default=DEFAULT_FPS)
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE)
+    parser.add_argument("--fps", type=int, default=None, help=f"default {DEFAULT_FPS} (with --ensure, an existing "
+                        "dataset's)")
+    parser.add_argument("--size", type=int, default=None, help=f"default {DEFAULT_SIZE} (with --ensure, an "
+                        "existing dataset's)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
     parser.add_argument("--ensure", action="store_true",
                         help="only generate when --out has no dataset.json with the same parameters")
@@ -599,7 +608,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.ensure:
         path = ensure_dataset(args.out, args.n_clips, args.seed, args.workers, args.fps, args.size, progress=True)
     else:
-        path = generate(args.out, args.n_clips, args.seed, args.workers, args.fps, args.size,
-                        overwrite=args.overwrite, progress=sys.stderr.isatty())
-    print(f"synthetic dataset: {path} ({args.n_clips} clips, seed {args.seed})")
+        path = generate(args.out, 1200 if args.n_clips is None else args.n_clips, args.seed or 0, args.workers,
+                        args.fps or DEFAULT_FPS, args.size or DEFAULT_SIZE, overwrite=args.overwrite,
+                        progress=sys.stderr.isatty())
+    made = read_dataset_json(path) or {}
+    print(f"synthetic dataset: {path} ({made.get('n_clips')} clips, seed {made.get('seed')})")
     return 0

@@ -101,9 +101,9 @@ def load_cues(path: str | Path) -> ClipCues:
 
 
 def _record_regions(record: ClipRecord, frame_hw: tuple[int, int], config: DataConfig) -> list[tuple[int, int, int, int]]:
-    """The pixel region resized into each face crop: from ``meta['face_regions']`` when the
+    """The pixel region resized into each face crop: from ``meta.face_regions`` when the
     pipeline recorded it, else recomputed from the boxes (centre fallback where there is none)."""
-    regions = record.meta.get("face_regions") if record.meta else None
+    regions = record.meta.face_regions
     if regions is not None and len(regions) == len(record.faces):
         return [tuple(int(v) for v in r) for r in regions]
     out = []
@@ -154,6 +154,6 @@ def attach_cues(record: ClipRecord, source_dir: str | Path, config: DataConfig |
     if record.mel_cues.shape != record.mel.shape:
         raise ValueError(f"{path}: mel cue mask {record.mel_cues.shape} does not match the record's mel "
                          f"{record.mel.shape} (config.n_mels differs from the record's?)")
-    record.meta = dict(record.meta or {})
-    record.meta["cue_modalities"] = cues.modality_cues
+    record.meta = record.meta.copy()
+    record.meta.cue_modalities = dict(cues.modality_cues)
     return record

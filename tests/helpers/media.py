@@ -1,7 +1,8 @@
-"""Tiny media made on the fly for the data tests (PyAV for video, soundfile for wav, numpy signals).
+"""Tiny media made on the fly (PyAV for video, soundfile for wav, numpy signals); the ``media`` fixture.
 
 Faces come from ``skimage.data.astronaut()`` (public domain, bundled with scikit-image), which
-MTCNN detects reliably even at ~48 px.
+MTCNN detects reliably even at ~48 px. :func:`make_face_clip` / :func:`make_noface_clip` are the
+talking clips of the inference and studio tests.
 """
 
 from __future__ import annotations
@@ -167,3 +168,38 @@ def truncate_file(source: str | Path, target: str | Path, fraction: float) -> Pa
     data = Path(source).read_bytes()
     Path(target).write_bytes(data[:int(len(data) * fraction)])
     return Path(target)
+
+
+TRANSCRIPT = "I am so happy today, this is wonderful"
+
+
+def speechy_audio(seconds: float, seed: int = 0) -> np.ndarray:
+    """A tone with a few bursts of noise, so the mel spectrogram has structure to attend to."""
+    rng = np.random.default_rng(seed)
+    audio = tone(seconds, freq=220.0, amplitude=0.2) + tone(seconds, freq=1250.0, amplitude=0.05)
+    for start in rng.uniform(0, max(seconds - 0.3, 0.1), size=max(1, int(seconds))):
+        a = int(start * 16000)
+        audio[a:a + 3000] += rng.normal(0, 0.1, size=len(audio[a:a + 3000])).astype(np.float32)
+    return np.clip(audio, -1, 1).astype(np.float32)
+
+
+def make_face_clip(path: Path, seconds: float = 3.0, fps: int = 10, transcript: str | None = TRANSCRIPT) -> Path:
+    """MP4 (H.264 + AAC) of a slightly moving frontal face with audio; optional .txt sidecar."""
+    face = face_image(96, 96)
+
+    def frame(i: int) -> np.ndarray:
+        canvas = blank_image(120, 160)
+        dx = int(8 * np.sin(i / 5.0))
+        canvas[12:108, 32 + dx:128 + dx] = face
+        return canvas
+
+    write_video(path, int(seconds * fps), fps=fps, frame=frame, audio=speechy_audio(seconds))
+    if transcript is not None:
+        Path(path).with_suffix(".txt").write_text(transcript + "\n", encoding="utf-8")
+    return Path(path)
+
+
+def make_noface_clip(path: Path, seconds: float = 2.0, fps: int = 10) -> Path:
+    """MP4 of a flat grey frame (no face) with the same kind of audio."""
+    write_video(path, int(seconds * fps), fps=fps, frame=blank_image(120, 160), audio=speechy_audio(seconds, 1))
+    return Path(path)

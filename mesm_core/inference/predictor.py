@@ -1,0 +1,305 @@
+"""The one inference path: a loaded checkpoint and its face detector, video (+ transcript) → Prediction.
+
+The CLI, the studio, the benchmarks and the tests all go through :class:`Predictor`. Inference is
+split in two stages so that a top-p change does not redo the expensive work:
+
+* :meth:`Predictor.prepare` (p-independent): decode + MTCNN + mel (``preprocess_clip``), the text
+  CLS vector (``model.encode_text``) and the dense low-level CNN layers (``model.encode_dense``);
+* :meth:`Predictor.run` (p-dependent, cheap): sparse blocks + temporal Transformers + heads
+  (``model.forward_prepared``);
+* :meth:`Predictor.retext` re-encodes only the transcript of a prepared clip;
+* :meth:`Predictor.sweep` runs a list of top-p values (the cost-vs-p curve).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from mesm_core.config import DataConfig, ModelConfig
+from mesm_core.inference.results import LayerTrace, Prediction, PreparedClip, SweepPoint, face_view_note
+from mesm_core.io import file_sha1
+from mesm_core.types import ClipRecord, FlopsReport
+
+__all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_THRESHOLD", "Predictor", "predict", "resolve_transcript"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CHECKPOINT = REPO_ROOT / "assets" / "checkpoints" / "mesm_small"
+DEFAULT_THRESHOLD = 0.5
+
+
+def resolve_transcript(video: str | os.PathLike, transcript: str | None) -> str:
+    """The given transcript, else the ``.txt``/``.srt`` sidecar beside the video, else ""."""
+    if transcript is not None:
+        return transcript.strip()
+    from mesm_core.data.clip import find_transcript, read_transcript_file
+
+    sidecar = find_transcript(Path(video))
+    return read_transcript_file(sidecar).strip() if sidecar is not None else ""
+
+
+class Predictor:
+    """A model in eval mode on one device, what its checkpoint says (classes, thresholds,
+    preprocessing), and the face detector its clips go through.
+
+    Build it with :meth:`load` (a checkpoint folder) or directly from a module. The detector builds
+    MTCNN on first use; pass one ``detector`` to several predictors to share it.
+    """
+
+    def __init__(self, model: nn.Module, *, checkpoint: str = "<in-memory>", classes: Sequence[str] | None = None,
+                 thresholds: Mapping[str, float] | None = None, data_config: DataConfig | None = None,
+                 device: str = "cpu", detector: Any | None = None) -> None:
+        info = getattr(model, "checkpoint_info", None)  # set by load_checkpoint
+        self.model = model.to(device).eval()
+        self.device = device
+        self.checkpoint = str(info.path) if info is not None and checkpoint == "<in-memory>" else str(checkpoint)
+        self.classes: tuple[str, ...] = tuple(classes or (info.classes if info is not None else model.config.classes))
+        if thresholds is None and info is not None and info.thresholds is not None:
+            thresholds = dict(zip(self.classes, info.thresholds))
+        self.thresholds: dict[str, float] | None = (
+            None if thresholds is None else {c: float(t) for c, t in thresholds.items()})
+        config = data_config or (info.run_config.data if info is not None else DataConfig())
+        self.data_config: DataConfig = copy.deepcopy(config)
+        self._detector = detector
+
+    @classmethod
+    def load(cls, checkpoint: str | os.PathLike, device: str = "cpu", *, sparse_backend: str | None = None,
+             detector: Any | None = None) -> "Predictor":
+        """Load a checkpoint folder (or a training run folder: its ``best/``) for inference.
+
+        ``sparse_backend`` ("masked" | "spconv" | "auto") overrides the checkpoint's MESM backend
+        (both give the same numbers; on CPU "masked" answers faster, see docs/app.md).
+        Raises ``mesm_core.checkpoint.CheckpointError`` when the folder is not a valid checkpoint.
+        """
+        from mesm_core.checkpoint import load_checkpoint
+
+        model, info = load_checkpoint(checkpoint, map_location=device, sparse_backend=sparse_backend)
+        return cls(model, checkpoint=str(info.path), device=device, detector=detector)
+
+    # --- what the checkpoint is ----------------------------------------------------------------
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+    @property
+    def arch(self) -> str:
+        return str(self.model.config.arch)
+
+    @property
+    def is_sparse(self) -> bool:
+        """True for MESM (top-p matters), False for FE2E."""
+        return self.arch == "mesm"
+
+    @property
+    def detector(self) -> Any:
+        """The MTCNN wrapper (``mesm_core.data.faces.FaceDetector``) every clip goes through."""
+        if self._detector is None:
+            from mesm_core.data.faces import FaceDetector
+
+            self._detector = FaceDetector.from_config(self.data_config, device=self.device)
+        return self._detector
+
+    def warm_up(self) -> None:
+        """One tiny forward pass and one MTCNN call, so the first real request does not pay for lazy
+        initialisation (CUDA/OpenMP setup, the detector's networks)."""
+        from mesm_core.models.factory import dummy_batch
+
+        batch = dummy_batch(self.config, batch_size=1, n_frames=2, n_chunks=2, tokenizer=self.model.tokenizer)
+        with torch.inference_mode():
+            self.model(batch.to(self.device), return_trace=self.is_sparse)
+        self.detector.detect([np.zeros((64, 64, 3), np.uint8)])
+
+    # --- stage 1: p-independent ----------------------------------------------------------------
+
+    def _require_transcript(self, transcript: str | None, source: str) -> str:
+        text = (transcript or "").strip()
+        if not text and self.is_sparse:
+            from mesm_core.data.errors import EmptyTranscriptError
+
+            raise EmptyTranscriptError(
+                source, "empty transcript; MESM needs the words of the utterance "
+                "(the text is the query of its cross-modal attention)")
+        return text
+
+    def prepare(self, video: str | os.PathLike, transcript: str | None = None, *,
+                data_config: DataConfig | None = None) -> PreparedClip:
+        """Run the p-independent stage on one clip.
+
+        ``transcript=None`` reads the ``.txt``/``.srt`` sidecar beside the video when there is one.
+        ``data_config`` overrides the checkpoint's preprocessing (the studio tightens the limits).
+        Raises the data pipeline's ``ClipError`` subclasses for bad media (naming the file and the
+        reason) and ``EmptyTranscriptError`` when a MESM model gets no transcript.
+        """
+        from mesm_core.data import collate
+        from mesm_core.data.clip import preprocess_clip
+
+        text = self._require_transcript(resolve_transcript(video, transcript), str(video))
+        config = data_config if data_config is not None else self.data_config
+        timings: dict[str, float] = {}
+
+        start = time.perf_counter()
+        record = preprocess_clip(video, text, config=config, detector=self.detector)
+        timings["preprocess_s"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        batch = collate([record], self.model.tokenizer, chunk_frames=self.config.chunk_frames).to(self.device)
+        with torch.inference_mode():
+            text_cls = self.model.encode_text(batch.text) if self.model.text_encoder is not None else None
+            dense = self.model.encode_dense(batch)
+        timings["encode_s"] = time.perf_counter() - start
+
+        sha = file_sha1(video) if Path(video).is_file() else ""
+        return PreparedClip(record=record, batch=batch, text_cls=text_cls, dense=dense, transcript=text,
+                            checkpoint=self.checkpoint, video_sha1=sha, timings=timings, notes=_record_notes(record))
+
+    def retext(self, prepared: PreparedClip, transcript: str | None) -> PreparedClip:
+        """Same clip, new transcript: re-encode the text only (the dense visual/audio features are reused)."""
+        text_str = self._require_transcript(transcript, prepared.record.source or prepared.record.id)
+        start = time.perf_counter()
+        text = {k: v.to(self.device) for k, v in self.model.tokenizer([text_str]).items()}
+        with torch.inference_mode():
+            text_cls = self.model.encode_text(text)
+        timings = dict(prepared.timings, retext_s=time.perf_counter() - start)
+        batch = dataclasses.replace(prepared.batch, text=text)
+        record = dataclasses.replace(prepared.record, transcript=text_str)
+        return dataclasses.replace(prepared, record=record, batch=batch, text_cls=text_cls,
+                                   transcript=text_str, timings=timings)
+
+    # --- stage 2: p-dependent ------------------------------------------------------------------
+
+    def run(self, prepared: PreparedClip, top_p: float | None = None, *, return_trace: bool = True) -> Prediction:
+        """Run the p-dependent stage (sparse blocks + heads) on a prepared clip.
+
+        ``top_p`` defaults to the checkpoint's ``config.top_p`` for MESM and is ignored for FE2E.
+        """
+        if self.is_sparse:
+            top_p = float(self.config.top_p if top_p is None else top_p)
+            if not 0.0 < top_p <= 1.0:
+                raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        else:
+            top_p = None
+
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.forward_prepared(prepared.batch, prepared.text_cls, prepared.dense, top_p=top_p,
+                                              return_trace=return_trace and self.is_sparse)
+        elapsed = time.perf_counter() - start
+
+        classes = self.classes
+        logits = out.logits[0].float().cpu().numpy()
+        probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+        notes = list(prepared.notes)
+        if self.thresholds:
+            thresholds = {c: float(self.thresholds.get(c, DEFAULT_THRESHOLD)) for c in classes}
+            threshold_source = "checkpoint"
+        else:
+            thresholds = {c: DEFAULT_THRESHOLD for c in classes}
+            threshold_source = f"default {DEFAULT_THRESHOLD} (the checkpoint stores no tuned thresholds)"
+            notes.append(f"Predicted labels use the default threshold {DEFAULT_THRESHOLD}: "
+                         "the checkpoint stores no per-class thresholds.")
+        probabilities = {c: float(p) for c, p in zip(classes, probs)}
+        predicted = [c for c in classes if probabilities[c] >= thresholds[c]]
+
+        modality_logits = {m: {c: float(v) for c, v in zip(classes, t[0].float().cpu().numpy())}
+                           for m, t in out.modality_logits.items()}
+        weights = out.fusion_weights.detach().float().cpu().reshape(-1).numpy()
+        fusion_weights = {m: float(w) for m, w in zip(out.modality_logits.keys(), weights)}
+
+        trace = _to_numpy_trace(out.trace)
+        kept_fraction = {m: [t.kept_fraction for t in blocks] for m, blocks in trace.items()}
+        if not trace and self.is_sparse and return_trace:
+            kept_fraction = _kept_from_flops(out.flops)
+
+        return Prediction(
+            classes=classes, probabilities=probabilities, logits={c: float(v) for c, v in zip(classes, logits)},
+            thresholds=thresholds, threshold_source=threshold_source, predicted=predicted,
+            modality_logits=modality_logits, fusion_weights=fusion_weights, trace=trace, flops=out.flops,
+            kept_fraction=kept_fraction, top_p=top_p, record=prepared.record, arch=self.arch,
+            checkpoint=self.checkpoint, transcript=prepared.transcript, chunk_frames=int(self.config.chunk_frames),
+            notes=notes,
+            timings=dict(prepared.timings, run_s=elapsed),
+        )
+
+    def sweep(self, prepared: PreparedClip, top_ps: Sequence[float], *,
+              known: Mapping[float, Prediction] | None = None) -> list[SweepPoint]:
+        """FLOPs, kept fractions and probabilities at each p: the data of the cost-vs-p curve.
+
+        ``known`` maps p → a prediction already run on this clip (reused, not run again). Empty for
+        FE2E, where top-p does not apply.
+        """
+        if not self.is_sparse:
+            return []
+        known = known or {}
+        points = []
+        for p in top_ps:
+            prediction = known.get(float(p))
+            points.append(SweepPoint.of(prediction if prediction is not None else self.run(prepared, float(p))))
+        return points
+
+    def predict(self, video: str | os.PathLike, transcript: str | None = None, top_p: float | None = None, *,
+                data_config: DataConfig | None = None) -> Prediction:
+        """:meth:`prepare` then :meth:`run`."""
+        return self.run(self.prepare(video, transcript, data_config=data_config), top_p)
+
+
+def predict(checkpoint: str | os.PathLike | nn.Module, video: str | os.PathLike, transcript: str | None = None,
+            top_p: float | None = None, *, device: str = "cpu", sparse_backend: str | None = None,
+            data_config: DataConfig | None = None) -> Prediction:
+    """Classify the emotions of one clip in one call (loads the checkpoint each time; keep a
+    :class:`Predictor` to classify several).
+
+    Args:
+        checkpoint: a checkpoint folder, or a model.
+        video: path of a video file with an audio track.
+        transcript: the words spoken (required for MESM; FE2E accepts none). None → the sidecar.
+        top_p: MESM nucleus threshold (default: the checkpoint's); ignored for FE2E.
+    """
+    if isinstance(checkpoint, nn.Module):
+        predictor = Predictor(checkpoint, device=device)
+    else:
+        predictor = Predictor.load(checkpoint, device, sparse_backend=sparse_backend)
+    return predictor.predict(video, transcript, top_p, data_config=data_config)
+
+
+def _record_notes(record: ClipRecord) -> list[str]:
+    notes = []
+    face = face_view_note(record)
+    if face:
+        notes.append(face)
+    if record.meta.audio_silent:
+        notes.append("The audio track is silent (all samples zero): the audio view carries no information.")
+    if not record.transcript.strip():
+        notes.append("No transcript: the text branch saw an empty string.")
+    return notes
+
+
+def _to_numpy_trace(trace: dict | None) -> dict[str, list[LayerTrace]]:
+    out: dict[str, list[LayerTrace]] = {}
+    for modality, blocks in (trace or {}).items():
+        out[modality] = [
+            LayerTrace(
+                attention=b.attention.detach().float().cpu().numpy(),
+                kept=b.kept.detach().bool().cpu().numpy(),
+                active_in=b.active_in.detach().bool().cpu().numpy(),
+                grid=tuple(int(x) for x in b.grid),
+            )
+            for b in blocks
+        ]
+    return out
+
+
+def _kept_from_flops(flops: FlopsReport) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for row in flops.layers:
+        if row.name.startswith("sparse"):
+            out.setdefault(row.modality, []).append(float(row.actual / row.dense) if row.dense else 1.0)
+    return out

@@ -1,0 +1,64 @@
+"""What the studio offers to pick: checkpoint folders (bundled and user-given) and the sample clips."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mesm_core.checkpoint import is_checkpoint_dir
+from mesm_core.inference import resolve_transcript
+
+__all__ = ["REPO_ROOT", "BUNDLED_CHECKPOINTS", "SAMPLES_DIR", "discover_checkpoints", "bundled_checkpoints",
+           "resolve_default_checkpoint", "checkpoint_label", "sample_clips"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_CHECKPOINTS = REPO_ROOT / "assets" / "checkpoints"
+SAMPLES_DIR = REPO_ROOT / "assets" / "samples"
+
+
+def discover_checkpoints(*roots: str | os.PathLike) -> list[str]:
+    """Checkpoint folders in ``roots``: a root that is a checkpoint, its sub-folders that are, and their
+    ``best/`` (training output layout). Sorted, de-duplicated, as absolute path strings."""
+    found: list[str] = []
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        for folder in [root] + sorted(p for p in root.iterdir() if p.is_dir()):
+            if is_checkpoint_dir(folder):
+                found.append(str(folder.resolve()))
+            elif is_checkpoint_dir(folder / "best"):
+                found.append(str((folder / "best").resolve()))
+    return list(dict.fromkeys(found))
+
+
+def bundled_checkpoints() -> list[str]:
+    return discover_checkpoints(BUNDLED_CHECKPOINTS)
+
+
+def resolve_default_checkpoint(path: str | os.PathLike) -> str:
+    """``path`` (or its ``best/``) as an absolute path when it is a checkpoint, else ``path`` unchanged
+    (loading it later reports what is wrong)."""
+    path = Path(path)
+    for folder in (path, path / "best"):
+        if is_checkpoint_dir(folder):
+            return str(folder.resolve())
+    return str(path)
+
+
+def checkpoint_label(path: str) -> str:
+    """The picker's label: the run name (the parent of ``best``/``last``), marked when bundled."""
+    folder = Path(path)
+    name = folder.parent.name if folder.name in ("best", "last") else folder.name
+    try:
+        bundled = folder.resolve().is_relative_to(BUNDLED_CHECKPOINTS.resolve())
+    except OSError:
+        bundled = False
+    return f"{name} (bundled)" if bundled else f"{name} — {folder}"
+
+
+def sample_clips(folder: str | os.PathLike = SAMPLES_DIR) -> list[tuple[str, str]]:
+    """``(video, transcript)`` for each sample clip; the transcript comes from the ``.txt`` sidecar."""
+    folder = Path(folder)
+    return [(str(video), resolve_transcript(video, None)) for video in sorted(folder.glob("*.mp4"))] \
+        if folder.is_dir() else []

@@ -1,0 +1,262 @@
+"""The studio's views of a prediction: face layer grid, FACS overlay and table, mel masks, plots, numbers.
+
+Pure drawing: a :class:`~mesm_core.inference.Prediction` (and a frame index) in, numpy images,
+Plotly figures and plain values out. The studio (:mod:`mesm_viz.studio`) caches what these return;
+the report (:mod:`mesm_viz.report`) writes some of them to disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from mesm_core.inference import Prediction, SweepPoint, format_flops
+from mesm_core.types import ClipRecord
+from mesm_viz import facs as F
+from mesm_viz import figures as G
+from mesm_viz.overlay import enlarge, layer_grid, mask_outline, normalize_heat, overlay, overlay_kept
+from mesm_viz.spectrogram import chunk_masks_to_mel, spectrogram_image, to_display
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CROP_SCALE", "FACS_SCALE", "MEL_MIN_WIDTH", "ClipView", "FrameView", "PView", "FacsView", "best_frame",
+           "shown_class", "frame_regions", "layer_grid_image", "facs_view", "mel_masks_image", "probabilities_view",
+           "numbers", "flops_line", "cost_curve_figure", "mark_top_p"]
+
+CROP_SCALE = 4          # 48×48 crop → 192×192 tiles (24/12/6 grids divide it exactly)
+FACS_SCALE = 6          # FACS overlay drawn on a 288×288 enlargement
+MEL_MIN_WIDTH = 800     # short clips' spectrograms are stretched in time (integer factor) towards this width
+PROTO_COLOR = (0, 255, 120)
+REGION_COLOR = (255, 255, 255)
+
+
+@dataclass
+class ClipView:
+    strip: list[tuple[np.ndarray, str]]   # gallery items: (thumbnail with box, caption)
+    n_frames: int
+    summary: str                          # markdown: clip facts
+
+
+@dataclass
+class FacsView:
+    image: np.ndarray                     # layer-1 attention on the enlarged crop, regions outlined
+    headers: list[str]
+    rows: list[list[Any]]                 # per region: label, AUs, prototype marker, mass and kept per layer
+    note: str                             # caption: which prototype is shown and why
+
+
+@dataclass
+class FrameView:
+    frame_image: np.ndarray | None        # selected frame, large, with its box
+    layer_grid: np.ndarray | None         # layer × {attention, kept} on the face crop
+    facs_image: np.ndarray | None
+    facs_headers: list[str]
+    facs_rows: list[list[Any]]
+    facs_note: str
+
+
+@dataclass
+class PView:
+    label: dict[str, float]
+    probabilities_fig: Any
+    modality_fig: Any
+    mel_image: np.ndarray
+    flops_fig: Any
+    flops_p_fig: Any
+    flops_text: str
+    numbers: dict[str, Any]               # machine-readable summary (top_p, FLOPs, kept fractions, predicted)
+
+
+def best_frame(record: ClipRecord) -> int:
+    """The sampled frame with the most confident face (0 when none was detected, -1 when no frames)."""
+    if record.faces.shape[0] == 0:
+        return -1
+    probs = np.where(record.face_detected, record.face_probs, -1.0)
+    return int(np.argmax(probs))
+
+
+def shown_class(pred: Prediction) -> tuple[str, bool]:
+    """The class whose FACS prototype is shown, and whether it is predicted: the most probable
+    predicted class, else the most probable class."""
+    if pred.predicted:
+        return max(pred.predicted, key=lambda c: pred.probabilities[c]), True
+    return max(pred.classes, key=lambda c: pred.probabilities[c]), False
+
+
+def frame_regions(record: ClipRecord, frame: int, scale: int = 1) -> list[F.Region]:
+    """The FACS regions of one sampled frame's face crop, left/right merged, rasterised at
+    ``scale`` × the crop size. The frame's landmarks place them; a frame without a detected face
+    gets the template face. The one place regions are built from a record (views and report alike)."""
+    size = int(record.faces.shape[1])
+    marks = record.landmarks[frame] if bool(record.face_detected[frame]) else None
+    return F.merge_sides(F.facs_regions(marks, size, raster_size=size * scale))
+
+
+def layer_grid_image(pred: Prediction, frame: int, scale: int = CROP_SCALE) -> np.ndarray | None:
+    """The face crop of one frame per sparse layer: top row attention heat, bottom row kept cells;
+    one column per layer (24×24, 12×12, 6×6 grids on the enlarged crop, nearest-neighbour).
+
+    FE2E (no trace) gets the crop alone. None when the clip has no face frames.
+    """
+    record = pred.record
+    if record.faces.shape[0] == 0:
+        return None
+    crop = enlarge(record.faces[frame], scale)
+    blocks = pred.trace.get("visual", [])
+    if not blocks:
+        return layer_grid([crop], ["face crop (dense model: no sparsity)"])
+    heat_row, kept_row, heat_labels, kept_labels = [], [], [], []
+    for index, block in enumerate(blocks, start=1):
+        kept = block.kept[frame]
+        # min-max per frame: the ranking of cells is what the nucleus uses, so show its contrast
+        heat = normalize_heat(block.attention[frame], kept=block.active_in[frame], mode="minmax")
+        heat_row.append(overlay(crop, heat, alpha=0.55))
+        kept_row.append(overlay_kept(crop, kept))
+        h, w = block.grid
+        heat_labels.append(f"L{index} attention {h}x{w}")
+        kept_labels.append(f"L{index} kept {kept.mean():.0%}")
+    return layer_grid([heat_row, kept_row], [heat_labels, kept_labels])
+
+
+def facs_view(pred: Prediction, frame: int, stat_regions: Sequence[F.Region] | None = None,
+              draw_regions: Sequence[F.Region] | None = None, scale: int = FACS_SCALE) -> FacsView:
+    """FACS overlay image, table and caption for one frame.
+
+    The image: first-layer attention as heat (cold cells transparent), every region outlined, the
+    regions of the shown class's prototype in green. The table: per region its AUs, the attention mass
+    inside it and its kept fraction per sparse layer, and the prototype marker. ``stat_regions``
+    (crop size) and ``draw_regions`` (``scale`` × crop size) default to :func:`frame_regions`; the
+    studio passes the ones it cached.
+    """
+    record = pred.record
+    stat_regions = frame_regions(record, frame) if stat_regions is None else stat_regions
+    draw_regions = frame_regions(record, frame, scale) if draw_regions is None else draw_regions
+    crop = enlarge(record.faces[frame], scale)
+    blocks = pred.trace.get("visual", [])
+    shown, above = shown_class(pred)
+    proto = F.prototype_for(shown)
+    proto_names = {r.name for r in F.prototype_regions(proto, stat_regions)} if proto else set()
+    if blocks:
+        heat = normalize_heat(blocks[0].attention[frame], mode="minmax")
+        base = overlay(crop, heat, alpha=0.6, alpha_by_heat=True)
+    else:
+        base = crop.copy()
+    for region in draw_regions:
+        edge = mask_outline(region.mask, thickness=2 if region.name in proto_names else 1)
+        base[edge] = PROTO_COLOR if region.name in proto_names else REGION_COLOR
+
+    headers = ["region", "AUs", f"prototype ({shown})"]
+    headers += [f"attention L{i}" for i in range(1, len(blocks) + 1)]
+    headers += [f"kept L{i}" for i in range(1, len(blocks) + 1)]
+    stats = [F.region_stats(stat_regions, b.attention[frame], b.kept[frame]) for b in blocks]
+    rows = []
+    for r_index, region in enumerate(stat_regions):
+        marker = "no FACS prototype" if not proto else ("★ typical, not ground truth" if region.name in proto_names else "")
+        row = [region.label, " ".join(f"AU{a}" for a in region.aus), marker]
+        row += [round(float(s[r_index]["attention_mass"] or 0.0), 3) for s in stats]
+        row += [None if s[r_index]["kept_fraction"] is None else round(float(s[r_index]["kept_fraction"]), 2)
+                for s in stats]
+        rows.append(row)
+    which = "predicted" if above else "most probable (below its threshold)"
+    if proto:
+        note = (f"Green: regions of the {proto.emotion} prototype AU {proto.notation} for the {which} class "
+                f"**{shown}** — {proto.note}.")
+    else:
+        note = f"**{shown}** ({which}): {F.label_mapping(shown).note}."
+    if not bool(record.face_detected[frame]):
+        note += " No face detected in this frame: regions use the template face on a centre crop."
+    if not blocks:
+        note += " Dense model (FE2E): no attention to show."
+    return FacsView(base, headers, rows, note)
+
+
+def mel_masks_image(pred: Prediction, min_width: int = MEL_MIN_WIDTH, bases: dict | None = None) -> np.ndarray:
+    """Mel spectrogram (dB, low frequencies at the bottom) and, per sparse layer, its kept cells.
+
+    Short clips are stretched in time by the integer factor ``min_width // T`` (nearest, so cell
+    boundaries stay exact); clips of ``min_width`` mel frames or more are drawn 1 px per frame.
+    ``bases``: a dict kept per clip to reuse the two coloured spectrograms (they do not depend on p).
+    """
+    mel = pred.record.mel
+    n_mels, n_frames = mel.shape
+    stretch = (1, max(1, min_width // max(n_frames, 1)))
+    bases = {} if bases is None else bases
+    if "magma" not in bases:
+        bases["magma"] = spectrogram_image(mel)          # display order: low frequencies at the bottom
+        bases["gray"] = spectrogram_image(mel, "gray")
+    rows = [[enlarge(bases["magma"], stretch)]]
+    labels = [["mel spectrogram (dB), low frequencies at the bottom"]]
+    for index, block in enumerate(pred.trace.get("audio", []), start=1):
+        try:
+            mask = chunk_masks_to_mel(block.kept, n_frames, n_mels=n_mels, chunk_frames=pred.chunk_frames)
+        except ValueError as exc:  # chunking disagreement: show the plain mel rather than fail the view
+            log.warning("audio mask of layer %d not drawn: %s", index, exc)
+            continue
+        # = spectrogram_overlay(mel, mask) on the cached grey spectrogram (mask flipped the same way)
+        rows.append([enlarge(overlay_kept(bases["gray"], to_display(mask), outline=False), stretch)])
+        h, w = block.grid
+        labels.append([f"layer {index}: kept cells ({h}x{w} per 400 ms chunk) {block.kept.mean():.0%}"])
+    return layer_grid(rows, labels, label_height=14)
+
+
+def probabilities_view(pred: Prediction) -> tuple[dict[str, float], Any, Any]:
+    """The label values, the probabilities-and-thresholds figure and the modality-contributions figure."""
+    classes = list(pred.classes)
+    prob_fig = G.class_probabilities_figure(classes, [pred.probabilities[c] for c in classes],
+                                            [pred.thresholds[c] for c in classes],
+                                            title="Class probabilities and thresholds"
+                                            + ("" if pred.threshold_source == "checkpoint" else " (default 0.5)"))
+    modality_fig = G.modality_contributions_figure(
+        classes, {m: [v[c] for c in classes] for m, v in pred.modality_logits.items()}, pred.fusion_weights)
+    return dict(pred.probabilities), prob_fig, modality_fig
+
+
+def numbers(pred: Prediction) -> dict[str, Any]:
+    """The machine-readable summary the API returns (``/analyze``, ``/set_top_p``)."""
+    return {
+        "top_p": pred.top_p,
+        "arch": pred.arch,
+        "flops_dense": float(pred.flops.dense),
+        "flops_actual": float(pred.flops.actual),
+        "flops_ratio": pred.flops_ratio,
+        "kept_fraction": {m: [round(k, 4) for k in v] for m, v in pred.kept_fraction.items()},
+        "kept_cells": {m: [int(b.kept.sum()) for b in blocks] for m, blocks in pred.trace.items()},
+        "predicted": pred.predicted,
+        "probabilities": {c: round(v, 4) for c, v in pred.probabilities.items()},
+        "transcript": pred.transcript,
+    }
+
+
+def flops_line(pred: Prediction) -> str:
+    """The FLOPs line of text: actual of dense at the current p, and the kept fraction per layer."""
+    text = (f"**FLOPs: {format_flops(pred.flops.actual)} of {format_flops(pred.flops.dense)} dense "
+            f"({pred.flops_ratio:.1%})**")
+    if pred.top_p is not None:
+        kept = ", ".join(f"{m} " + "/".join(f"{k:.0%}" for k in v) for m, v in pred.kept_fraction.items())
+        text += f" at p = {pred.top_p:.2f} · kept cells per layer: {kept}"
+    else:
+        text += " · dense model (FE2E): top-p does not apply"
+    return text
+
+
+def cost_curve_figure(points: Sequence[SweepPoint]) -> dict:
+    """The FLOPs/kept-vs-p figure (``figures.flops_vs_p_figure``) without a marker, as a plotly JSON dict:
+    built once per clip, then :func:`mark_top_p` adds the current p in microseconds."""
+    rows = [(p.top_p, p.flops_actual, p.flops_dense, p.mean_kept) for p in points]
+    return G.flops_vs_p_figure(rows, current_p=None).to_plotly_json()
+
+
+def mark_top_p(figure: dict, top_p: float | None) -> dict:
+    """A copy of a cost-curve figure dict with a vertical line and label at ``top_p`` (same marker as
+    ``figures.flops_vs_p_figure(current_p=...)``)."""
+    layout = dict(figure["layout"])
+    if top_p is not None:
+        layout["shapes"] = [*layout.get("shapes", ()), dict(type="line", x0=top_p, x1=top_p, y0=0, y1=1, yref="paper",
+                                                             line=dict(color=G.MARK_COLOR, width=2))]
+        layout["annotations"] = [*layout.get("annotations", ()), dict(
+            x=top_p, y=1, yref="paper", text=f"p = {top_p:g}", showarrow=False, yanchor="bottom",
+            font=dict(color=G.MARK_COLOR))]
+    return {"data": figure["data"], "layout": layout}
