@@ -10,7 +10,9 @@ Adam lr 5e-5, batch 8, 40 epochs, early stop 6. MESM keeps the paper's best p pe
 
 Small presets share the input geometry of the paper (48×48 faces, 128×32 mel chunks, MOSEI's six
 classes) but are about 60× narrower, use the packaged MiniLM as a *frozen* text encoder and a log mel
-transform, so they train on two CPU cores in minutes on the embedded synthetic dataset.
+transform, so they train on two CPU cores in minutes on the embedded synthetic dataset. ``mesm_small``
+also carries the selection-training recipe (context scorer, keep floor, saliency target on dense steps);
+the paper presets keep the paper's per-cell scorer and plain nucleus.
 """
 
 from __future__ import annotations
@@ -110,6 +112,14 @@ def _small(arch: str) -> RunConfig:
         top_p=0.5,
     )
     train = TrainConfig(lr=1e-3, batch_size=16, epochs=30, early_stop=6)
+    if arch == "mesm":
+        # The selection recipe of docs/training.md ("Training the selection"; ablation in
+        # docs/results/selection_ablation.md): context scorer, a 20 % keep floor, and the attention trained towards
+        # the model's own saliency on every other (dense) step, at 3× the learning rate.
+        model.attention_scorer = "context"
+        model.min_keep_fraction = 0.2
+        train.saliency_weight, train.saliency_power, train.dense_step_every = 1.0, 1.0, 2
+        train.attention_lr_factor = 3.0
     return RunConfig(model=model, data=DataConfig(), train=train)
 
 
