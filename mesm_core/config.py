@@ -73,6 +73,8 @@ class ModelConfig:
     reference_block1_bug: bool = False
     # Attention scorer: "cell" (the paper's, per cell) or "context" (3×3 conv + the frame's mean feature).
     attention_scorer: Literal["cell", "context"] = "cell"
+    # Hidden width k of the attention (0 = the block's input channels C, as the reference).
+    attention_hidden: int = 0
     # Average scores over k×k windows of active cells before the softmax (0 = off; odd k >= 3).
     attention_smoothing: int = 0
     # Keep floor in the selection rule (not in the paper): the nucleus also keeps the ⌈ρ·N⌉ most attended active

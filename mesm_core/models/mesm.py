@@ -51,14 +51,15 @@ class SparseStage(nn.Module):
 
     def __init__(
         self, in_channels: int, block_channels: tuple[int, ...], pools: tuple[bool, ...], query_dim: int,
-        scorer: str = "cell", smoothing: int = 0,
+        scorer: str = "cell", smoothing: int = 0, hidden: int = 0,
     ) -> None:
         super().__init__()
         self.attention = nn.ModuleList()
         self.blocks = nn.ModuleList()
         c_in = in_channels
         for c_out, pool in zip(block_channels, pools):
-            self.attention.append(CrossModalAttention(c_in, query_dim, scorer=scorer, smoothing=smoothing))
+            self.attention.append(CrossModalAttention(c_in, query_dim, hidden=hidden or None, scorer=scorer,
+                                                      smoothing=smoothing))
             self.blocks.append(SparseVGGBlock(c_in, c_out, pool))
             c_in = c_out
 
@@ -154,7 +155,8 @@ class MESM(MultimodalModel):
         query_dim = self.text_encoder.hidden_size
         for branch in self.branches.values():
             branch.sparse = SparseStage(branch.dense_shape[0], channels, pools, query_dim,
-                                        scorer=config.attention_scorer, smoothing=config.attention_smoothing)
+                                        scorer=config.attention_scorer, smoothing=config.attention_smoothing,
+                                        hidden=config.attention_hidden)
 
     def _sparse_stage(
         self, modality: str, dense: torch.Tensor, query: torch.Tensor | None, top_p: float | None, return_trace: bool,
