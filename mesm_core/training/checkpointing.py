@@ -1,4 +1,4 @@
-"""The trainer's bridge to the model factory and the checkpoint format (``mesm_core.checkpoint``).
+"""The trainer's bridge to the checkpoint format (``mesm_core.checkpoint``), the same for every model family.
 
 ``RUN/last`` and ``RUN/best`` are ordinary model checkpoints (``model.safetensors`` + ``config.json``,
 loadable by ``load_checkpoint``/``predict``); ``best``'s config.json also records the per-class
@@ -13,13 +13,6 @@ from typing import Any
 from torch import nn
 
 from mesm_core.config import RunConfig
-
-
-def build_model(cfg: RunConfig, text_pretrained: bool = True) -> nn.Module:
-    """A fresh model for ``cfg.model`` (the preset's model config after overrides)."""
-    from mesm_core.models.factory import create_model
-
-    return create_model(cfg.model, text_pretrained=text_pretrained)
 
 
 def save_model(

@@ -88,3 +88,36 @@ def make_tiny_cache(
                 "n_chunks": -(-record.mel.shape[1] // 32),
             })
     return cache
+
+
+BASELINE_CLASSES = ("ang", "exc", "fru", "hap", "neu", "sad")
+# Narrow baselines (a few thousand weights) for the feature-cache runs.
+TINY_BASELINE_OVERRIDES = ["model.trans_ff=16", "model.trans_layers=1", "model.mult_dim=10", "model.mult_heads=2",
+                           "model.mult_layers=1", "model.emo_hidden=[50,8,4]", "train.batch_size=8"]
+
+
+def make_feature_cache(root: Path, sizes: dict[str, int] | None = None, seed: int = 0) -> Path:
+    """A 50/84/35-d feature cache with a learnable class signal (class i % 6 shifts dimension c of every
+    modality), split train/valid/test, written through the feature cache's own writer."""
+    from mesm_core.features.byof import import_items
+    from mesm_core.features.cache import FeatureItem
+
+    sizes = sizes or {"train": 36, "valid": 12, "test": 12}
+    rng = np.random.default_rng(seed)
+
+    def items():
+        for split, n in sizes.items():
+            for i in range(n):
+                c = i % 6
+                lengths = rng.integers(2, 7, 3)
+                text = rng.normal(size=(lengths[0], 50)).astype(np.float32)
+                text[:, c] += 2.0
+                audio = rng.normal(size=(lengths[1], 84)).astype(np.float32)
+                audio[:, c] += 2.0
+                visual = rng.normal(size=(lengths[2], 35)).astype(np.float32)
+                face = np.ones(lengths[2], bool)
+                face[0] = i % 4 != 0
+                visual[~face] = 0
+                yield FeatureItem(f"{split}{i}", split, text, audio, visual, face, np.eye(6, dtype=np.float32)[c])
+
+    return import_items(items(), root / "features", BASELINE_CLASSES, {"text": "t", "audio": "a", "visual": "v"}).root
