@@ -42,7 +42,7 @@ def make_tiny_cache(
     import time
 
     from mesm_core.config import DataConfig
-    from mesm_core.data.cache import append_manifest, record_path, save_record, write_cache_info
+    from mesm_core.data.cache import record_path, record_store, save_record, write_cache_info
     from mesm_core.types import ClipRecord
 
     sizes = sizes or {"train": 8, "valid": 6, "test": 6}
@@ -82,7 +82,7 @@ def make_tiny_cache(
     for split, records in records_by_split.items():
         for record in records:
             path = save_record(record, record_path(cache, record.id))
-            append_manifest(cache / "manifest.jsonl", {
+            record_store(cache).append({
                 "id": record.id, "split": split, "labels": record.labels.tolist(), "status": "ok",
                 "file": str(path.relative_to(cache)), "time": time.time(), "n_frames": len(record.faces),
                 "n_chunks": -(-record.mel.shape[1] // 32),
