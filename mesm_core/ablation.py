@@ -103,7 +103,7 @@ def evaluate_run(run_dir: Path, data: Path, fe2e_flops: float, top_p: float = 0.
     at_p = evaluate_checkpoint(run_dir / "best", data, "test", top_p=top_p, model=model, info=info)
     at_one = evaluate_checkpoint(run_dir / "best", data, "test", top_p=1.0, model=model, info=info)
     cues = cue_attention_report(model, data, "test", top_p=top_p)
-    best = json.loads((run_dir / "best" / "config.json").read_text()).get("metrics", {})
+    best = info.metrics  # the validation summary the trainer stored in best/config.json
     return {
         "best_epoch": best.get("epoch"),
         "valid_f1": best.get("valid_f1"),
@@ -146,12 +146,11 @@ def run_one(variant: Variant, seed: int, data: Path, fe2e: Path, out: Path, fe2e
 
 
 def _finished(run_dir: Path) -> bool:
-    try:
-        import torch
+    from mesm_core.training.state import load_training_state
 
-        state = torch.load(run_dir / "last" / "training_state.pt", weights_only=True)
-        return bool(state["loop"]["finished"])
-    except (OSError, KeyError, RuntimeError):
+    try:
+        return bool(load_training_state(run_dir / "last")["loop"].finished)
+    except (FileNotFoundError, ValueError):
         return False
 
 

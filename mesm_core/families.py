@@ -13,7 +13,6 @@ checkpoint loading (``mesm_core.checkpoint``) and the CLIs. Both families' model
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -23,7 +22,7 @@ from mesm_core.config import BaselineModelConfig, ModelConfig, RunConfig
 from mesm_core.errors import InputError
 
 __all__ = ["DataDirError", "SplitDataset", "ModelFamily", "E2EFamily", "BaselineFamily", "E2E", "BASELINES",
-           "family_of", "has_split"]
+           "FAMILIES", "family_of", "has_split", "label_embeddings_for"]
 
 
 class DataDirError(InputError, ValueError):
@@ -46,11 +45,22 @@ class ModelFamily:
     """The per-family adapter. Subclasses fill in the data and model hooks; the rest of mesm uses only these."""
 
     name = ""
-    data_kind = ""   # how the CLI names the data directory this family reads
+    models = ""       # the models of the family, for messages
+    data_kind = ""    # the kind of data directory it reads
+    data_marker = ""  # the file every such directory has
+    make_data = ""    # how to make one
 
     def check_data(self, data_dir: str | Path) -> Path:
-        """``data_dir`` as a Path when it is this family's kind of data directory, else :class:`DataDirError`."""
-        raise NotImplementedError
+        """``data_dir`` as a Path when it is this family's kind of data directory, else :class:`DataDirError`
+        (saying how to make one, and what the directory is when it belongs to the other family)."""
+        path = Path(data_dir)
+        if not path.is_dir():
+            raise DataDirError(f"{path}: no such directory ({self.make_data})")
+        if not (path / self.data_marker).is_file():
+            other = next((f for f in FAMILIES if f is not self and (path / f.data_marker).is_file()), None)
+            hint = f"; it is a {other.data_kind}, which {other.models} read" if other is not None else ""
+            raise DataDirError(f"{path}: not a {self.data_kind} (no {self.data_marker}; {self.make_data}){hint}")
+        return path
 
     def configure(self, cfg: RunConfig, data_dir: str | Path) -> RunConfig:
         """Fill the config fields that come from the data (in place); the E2E models need none."""
@@ -79,16 +89,10 @@ class E2EFamily(ModelFamily):
     """FE2E and MESM on a preprocessed clip cache (``python -m mesm_core.preprocess``)."""
 
     name = "e2e"
+    models = "FE2E and MESM"
     data_kind = "preprocessed cache"
-
-    def check_data(self, data_dir: str | Path) -> Path:
-        path = Path(data_dir)
-        if not path.is_dir():
-            raise DataDirError(f"{path}: no such directory (preprocess a dataset first: python -m mesm_core.preprocess)")
-        if not (path / "cache.json").is_file():
-            raise DataDirError(f"{path}: not a preprocessed cache (no cache.json; make one with python -m "
-                               "mesm_core.preprocess)")
-        return path
+    data_marker = "cache.json"
+    make_data = "make one with python -m mesm_core.preprocess"
 
     def build_model(self, config: ModelConfig, *, pretrained: bool = True) -> nn.Module:
         from mesm_core.models.factory import build_model
@@ -114,9 +118,11 @@ class E2EFamily(ModelFamily):
         return partial(collate, tokenizer=model.tokenizer, chunk_frames=chunk_frames)
 
     def dataset_name(self, data_dir: str | Path) -> str | None:
+        from mesm_core.data.cache import read_cache_info
+
         try:
-            return json.loads((Path(data_dir) / "cache.json").read_text()).get("dataset")
-        except (OSError, ValueError):
+            return read_cache_info(data_dir).get("dataset")
+        except InputError:
             return None
 
 
@@ -124,19 +130,10 @@ class BaselineFamily(ModelFamily):
     """LF-LSTM, LF-TRANS, EmoEmbs and MulT on a feature cache (``python -m mesm_core.features build``)."""
 
     name = "baseline"
+    models = "the two-phase baselines"
     data_kind = "feature cache"
-
-    def check_data(self, data_dir: str | Path) -> Path:
-        path = Path(data_dir)
-        if not path.is_dir():
-            raise DataDirError(f"{path}: no such directory (build a feature cache first: python -m mesm_core.features "
-                               "build --clips CLIP_CACHE --out FEATURE_CACHE)")
-        if not (path / "features.json").is_file():
-            hint = " (it is a preprocessed clip cache: build its features with python -m mesm_core.features build)" \
-                if (path / "cache.json").is_file() else ""
-            raise DataDirError(f"{path}: not a feature cache (no features.json){hint}; the two-phase baselines train "
-                               "on pre-extracted features")
-        return path
+    data_marker = "features.json"
+    make_data = "make one with python -m mesm_core.features build --clips CLIP_CACHE --out FEATURE_CACHE"
 
     def configure(self, cfg: RunConfig, data_dir: str | Path) -> RunConfig:
         """Feature sizes and classes come from the feature cache (the preset's are placeholders)."""
@@ -173,9 +170,11 @@ class BaselineFamily(ModelFamily):
         return collate_features
 
     def dataset_name(self, data_dir: str | Path) -> str | None:
+        from mesm_core.features.cache import FeatureCache
+
         try:
-            source = json.loads((Path(data_dir) / "features.json").read_text()).get("source") or {}
-        except (OSError, ValueError):
+            source = FeatureCache(data_dir).info.get("source") or {}
+        except InputError:
             return None
         return source.get("dataset") if isinstance(source, dict) else None
 
@@ -196,6 +195,7 @@ def label_embeddings_for(config: BaselineModelConfig):
 
 E2E = E2EFamily()
 BASELINES = BaselineFamily()
+FAMILIES = (E2E, BASELINES)
 
 
 def family_of(item: Any) -> ModelFamily:
