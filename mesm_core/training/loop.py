@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from mesm_core.checkpoint import load_weights_into, read_checkpoint_info
 from mesm_core.config import RunConfig, to_dict
 from mesm_core.distributed import (
     DistInfo,
@@ -228,7 +229,7 @@ class Trainer:
     # --- persistence ------------------------------------------------------------------------------
 
     def resume_from(self, directory: Path) -> None:
-        checkpointing.load_weights(self.model, directory)
+        load_weights_into(self.model, directory)
         payload = load_training_state(directory, map_location=self.device)
         self.optimizer.load_state_dict(payload["optimizer"])
         if self.scheduler is not None and payload["scheduler"] is not None:
@@ -439,8 +440,8 @@ class Trainer:
 
     def _evaluate_best_on_test(self) -> MetricsReport:
         best = self.run_dir / "best"
-        checkpointing.load_weights(self.model, best)
-        thresholds = checkpointing.read_thresholds(best)
+        load_weights_into(self.model, best)
+        thresholds = read_checkpoint_info(best).thresholds
         report, predictions = self.evaluate("test", thresholds=thresholds)
         if self.is_main:
             payload = {
