@@ -96,13 +96,14 @@ def train_command(variant: Variant, seed: int, data: Path, fe2e: Path, run_dir: 
 
 def evaluate_run(run_dir: Path, data: Path, fe2e_flops: float, top_p: float = 0.5) -> dict[str, Any]:
     """Test metrics at ``top_p`` and at 1, FLOPs ratios and the cue report of ``run_dir/best``."""
-    from mesm_core.evaluate import cue_attention_report, evaluate_checkpoint, load_model_for_eval
+    from mesm_core.checkpoint import load_checkpoint
+    from mesm_core.evaluation import cue_attention_report, evaluate_checkpoint
 
-    model, info = load_model_for_eval(run_dir / "best")
+    model, info = load_checkpoint(run_dir / "best")
     at_p = evaluate_checkpoint(run_dir / "best", data, "test", top_p=top_p, model=model, info=info)
     at_one = evaluate_checkpoint(run_dir / "best", data, "test", top_p=1.0, model=model, info=info)
     cues = cue_attention_report(model, data, "test", top_p=top_p)
-    best = json.loads((run_dir / "best" / "config.json").read_text()).get("metrics", {})
+    best = info.metrics  # the validation summary the trainer stored in best/config.json
     return {
         "best_epoch": best.get("epoch"),
         "valid_f1": best.get("valid_f1"),
@@ -145,12 +146,11 @@ def run_one(variant: Variant, seed: int, data: Path, fe2e: Path, out: Path, fe2e
 
 
 def _finished(run_dir: Path) -> bool:
-    try:
-        import torch
+    from mesm_core.training.state import load_training_state
 
-        state = torch.load(run_dir / "last" / "training_state.pt", weights_only=True)
-        return bool(state["loop"]["finished"])
-    except (OSError, KeyError, RuntimeError):
+    try:
+        return bool(load_training_state(run_dir / "last")["loop"].finished)
+    except (FileNotFoundError, ValueError):
         return False
 
 
@@ -270,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     if args.jobs < 1 or not seeds:
         parser.error("--jobs must be >= 1 and --seeds non-empty")
-    from mesm_core.evaluate import evaluate_checkpoint
+    from mesm_core.evaluation import evaluate_checkpoint
 
     fe2e_eval = evaluate_checkpoint(args.fe2e, args.data, "test")
     fe2e = {"f1": fe2e_eval.report.average["f1"], "flops": fe2e_eval.flops_per_utterance}

@@ -5,7 +5,9 @@ Layout (docs/architecture.md): ``DIR/model.safetensors``, ``DIR/config.json`` wi
 "text_encoder": {"stored", "source", "tokenizer"}, "metadata"}`` and ``DIR/README.md``.
 A frozen *pretrained* text encoder is stored by reference (its weights are omitted and reloaded
 from its source), so demo checkpoints stay a few MB. ``load_checkpoint`` also accepts a training
-run directory holding ``best/`` and/or ``last/`` checkpoints (it prefers ``best``).
+run directory holding ``best/`` and/or ``last/`` checkpoints (it prefers ``best``). Every model family
+(FE2E, MESM, the two-phase baselines) is saved and loaded the same way; the family builds the model
+(``mesm_core.families``).
 """
 
 from __future__ import annotations
@@ -83,8 +85,10 @@ def _model_card(cfg: dict) -> str:
         "",
         f"- Architecture: **{model['arch'].upper()}** (Dai et al., NAACL 2021 re-implementation, `mesm_core`)",
         f"- Classes ({len(cfg['classes'])}): {', '.join(cfg['classes'])}",
-        f"- Text encoder: `{text['source']}` ({'weights stored here' if text['stored'] else 'stored by reference: loaded from its source'})",
     ]
+    if text.get("source"):
+        lines.append(f"- Text encoder: `{text['source']}` "
+                     f"({'weights stored here' if text['stored'] else 'stored by reference: loaded from its source'})")
     if model["arch"] == "mesm":
         lines.append(f"- Default top-p: {model['top_p']}; attention mode: {model['attention_mode']}")
     if cfg.get("thresholds"):
@@ -152,9 +156,9 @@ def save_checkpoint(
         "thresholds": None if thresholds is None else [float(t) for t in thresholds],
         "metrics": to_jsonable(metrics or {}, fallback=str),
         "versions": _versions(),
-        "text_encoder": {
+        "text_encoder": {  # the two-phase baselines have none: stored, no source
             "stored": not by_reference,
-            "source": config.text_model,
+            "source": getattr(config, "text_model", None),
             "pretrained": bool(encoder.pretrained) if encoder is not None else False,
             "tokenizer": model.tokenizer.kind if getattr(model, "tokenizer", None) is not None else None,
         },
@@ -195,6 +199,9 @@ def _read_config(path: Path) -> dict:
         raise CheckpointError(f"{file}: not valid JSON ({exc})") from exc
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{file}: expected a JSON object, got {type(cfg).__name__}")
+    if cfg.get("kind") == "mesm-baseline":
+        raise CheckpointError(f"{file}: a baseline checkpoint of the former baseline_train format; baselines are "
+                              "trained by python -m mesm_core.train now (same format as FE2E/MESM): retrain it")
     if cfg.get("version") != CONFIG_VERSION:
         raise CheckpointError(f"{file}: unknown config version {cfg.get('version')!r} (this mesm_core reads version {CONFIG_VERSION})")
     unknown = set(cfg) - _KNOWN_KEYS
@@ -322,18 +329,19 @@ def load_checkpoint(
     :class:`CheckpointError` naming the file for a missing file, bad JSON, unknown config version or
     fields, missing/unexpected weight keys or shape mismatches.
     """
-    from mesm_core.models.factory import build_model
+    from mesm_core.families import family_of
     from mesm_core.models.text import TextLoadError
 
     info = read_checkpoint_info(directory)
     config_file = info.path / CONFIG_FILE
     model_cfg = info.run_config.model
-    if sparse_backend is not None:
+    if sparse_backend is not None and hasattr(model_cfg, "sparse_backend"):
         model_cfg.sparse_backend = sparse_backend  # type: ignore[assignment]
     text_info = info.text_encoder
     stored = bool(text_info.get("stored", True))
     try:
-        model = build_model(model_cfg, text_pretrained=not stored)
+        # Everything stored comes from the file; only a text encoder stored by reference is loaded from its source.
+        model = family_of(model_cfg).build_model(model_cfg, pretrained=not stored)
     except TextLoadError as exc:
         raise CheckpointError(f"{config_file}: the text encoder {text_info.get('source')!r} is stored by reference and could not be loaded: {exc}") from exc
     saved_tokenizer = text_info.get("tokenizer")

@@ -2,10 +2,11 @@
 
     python -m mesm_core.compare --data CLIP_CACHE [--features FEATURE_CACHE] --seeds 0,1,2 --out docs/results/NAME
 
-For every system and seed it trains a model (or loads the finished run from ``--runs-dir``), scores
-the test split with the thresholds tuned on validation, and writes ``NAME.md`` (the paper's layout:
-per-class accuracy and F1, their average, and the feature-extraction FLOPs of the end-to-end
-models) and ``NAME.json`` (every run, mean and std over seeds). When ``--features`` is not given,
+For every system and seed it trains a model through the one trainer (``mesm_core.training.run_training``:
+the baselines on the feature cache, FE2E/MESM on the clip cache), or loads the finished run from
+``--runs-dir`` (an interrupted one is resumed), scores the test split with the thresholds tuned on
+validation, and writes ``NAME.md`` (the paper's layout: per-class accuracy and F1, their average, and
+the feature-extraction FLOPs of the end-to-end models) and ``NAME.json`` (every run, mean and std over seeds). When ``--features`` is not given,
 the feature cache is built from ``--data`` into ``RUNS_DIR/features`` first.
 """
 
@@ -15,6 +16,7 @@ import argparse
 import json
 import math
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,6 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
+from mesm_core.errors import InputError, MesmError
+from mesm_core.io import atomic_write, write_json
 from mesm_core.metrics import METRIC_LABELS, MetricsReport, report_metrics_for
 
 __all__ = ["SystemRuns", "aggregate", "format_markdown", "run_compare", "main"]
@@ -97,55 +101,49 @@ def format_markdown(systems: Sequence[SystemRuns], classes: Sequence[str], metri
     return "\n".join(lines) + "\n"
 
 
-def _train_baseline(preset: str, seed: int, features: Path, run_dir: Path, epochs: int | None,
-                    overrides: list[str], progress: bool, device: str = "cpu") -> dict:
-    from mesm_core.baseline_presets import get_baseline_preset
-    from mesm_core.baseline_train import train_baseline
-
-    cfg = get_baseline_preset(preset).apply_overrides(overrides)
-    cfg.train.seed = seed
-    if epochs is not None:
-        cfg.train.epochs = epochs
-    result = train_baseline(cfg, features, run_dir, progress=progress, device=device)
-    if result.test_report is None:
-        raise ValueError(f"{features}: no test split; the comparison needs train/valid/test")
-    return {"seed": seed, "run_dir": str(run_dir), "test": result.test_report.to_dict(),
-            "best_epoch": result.best_epoch, "parameters": result.parameters, "seconds": round(result.seconds, 1)}
+class CompareError(InputError, ValueError):
+    """The comparison cannot run as asked (missing data, no test split)."""
 
 
-def _train_e2e(preset: str, seed: int, data: Path, run_dir: Path, epochs: int | None, overrides: list[str],
-               progress: bool, random_text_weights: bool, device: str = "cpu") -> dict:
+_TEST_META = ("split", "checkpoint", "thresholds_from", "best_epoch", "parameters", "flops_per_utterance")
+
+
+def _entry(seed: int, run_dir: Path, kind: str, seconds: float | None = None) -> dict:
+    """One run of the table from its ``test_metrics.json`` (the trainer's, the same for every family)."""
+    payload = json.loads((run_dir / "test_metrics.json").read_text())
+    entry = {"seed": seed, "run_dir": str(run_dir), "test": {k: v for k, v in payload.items() if k not in _TEST_META},
+             "best_epoch": payload.get("best_epoch"), "parameters": payload.get("parameters")}
+    if kind == "e2e":  # the baselines' features were extracted beforehand: no FLOPs of theirs to report
+        entry["flops_per_utterance"] = payload.get("flops_per_utterance")
+    if seconds is not None:
+        entry["seconds"] = round(seconds, 1)
+    return entry
+
+
+def _run(preset: str, kind: str, seed: int, data: Path, run_dir: Path, *, epochs: int | None, overrides: list[str],
+         retrain: bool, progress: bool, text_pretrained: bool, device: str) -> dict:
+    """One system and seed through the one trainer: a finished run is read, an interrupted one resumed, else trained."""
     from mesm_core.config import apply_overrides
     from mesm_core.presets import get_preset
     from mesm_core.training.loop import TrainOptions, run_training
+    from mesm_core.training.state import find_resumable
 
+    if not retrain and (run_dir / "test_metrics.json").is_file():
+        return _entry(seed, run_dir, kind)
+    if retrain and run_dir.exists():
+        shutil.rmtree(run_dir)
     cfg = apply_overrides(get_preset(preset), overrides)
     cfg.train.seed = seed
     if epochs is not None:
         cfg.train.epochs = epochs
     started = time.time()
     options = TrainOptions(run_dir=run_dir, cache_dir=data, device=device, progress=progress, tensorboard=False,
-                           evaluate_test=True, text_pretrained=not random_text_weights)
+                           evaluate_test=True, text_pretrained=text_pretrained,
+                           resume=find_resumable(run_dir) is not None)
     result = run_training(cfg, options)
     if result.test_report is None:
-        raise ValueError(f"{data}: no test split or no best checkpoint; the comparison needs train/valid/test")
-    return _e2e_entry(seed, run_dir, time.time() - started)
-
-
-def _e2e_entry(seed: int, run_dir: Path, seconds: float | None = None) -> dict:
-    payload = json.loads((run_dir / "test_metrics.json").read_text())
-    test = {k: v for k, v in payload.items() if k not in ("split", "checkpoint", "thresholds_from", "flops_per_utterance")}
-    entry = {"seed": seed, "run_dir": str(run_dir), "test": test, "flops_per_utterance": payload.get("flops_per_utterance")}
-    if seconds is not None:
-        entry["seconds"] = round(seconds, 1)
-    return entry
-
-
-def _baseline_entry(seed: int, run_dir: Path) -> dict:
-    payload = json.loads((run_dir / "test_metrics.json").read_text())
-    test = {k: v for k, v in payload.items() if k not in ("split", "thresholds_from", "best_epoch", "parameters")}
-    return {"seed": seed, "run_dir": str(run_dir), "test": test, "best_epoch": payload.get("best_epoch"),
-            "parameters": payload.get("parameters")}
+        raise CompareError(f"{data}: no test split or no best checkpoint; the comparison needs train/valid/test")
+    return _entry(seed, run_dir, kind, time.time() - started)
 
 
 def run_compare(*, data: Path | None, features: Path | None, seeds: Sequence[int], runs_dir: Path,
@@ -153,13 +151,14 @@ def run_compare(*, data: Path | None, features: Path | None, seeds: Sequence[int
                 epochs: int | None = None, baseline_overrides: Sequence[str] = (), e2e_overrides: Sequence[str] = (),
                 retrain: bool = False, progress: bool = False, random_text_weights: bool = False,
                 device: str = "cpu") -> tuple[list[SystemRuns], tuple[str, ...]]:
-    """Train (or load finished runs of) every system for every seed. Returns the systems and the classes."""
+    """Train (or load finished runs of) every system for every seed, all through ``run_training``. Returns the
+    systems and the classes."""
     from mesm_core.features.cache import FeatureCache
 
     runs_dir = Path(runs_dir)
     if baselines and features is None:
         if data is None:
-            raise ValueError("the baselines need --features (or --data to build the feature cache from)")
+            raise CompareError("the baselines need --features (or --data to build the feature cache from)")
         features = runs_dir / "features"
         if not (features / "stats.json").is_file():
             from mesm_core.data.cache import read_cache_info
@@ -169,7 +168,7 @@ def run_compare(*, data: Path | None, features: Path | None, seeds: Sequence[int
             build_feature_cache(iter_clip_cache(data), features, tuple(info.get("classes", ())), progress=progress,
                                 source_info={"kind": "clip-cache", "path": str(Path(data).resolve())})
     if e2e and data is None:
-        raise ValueError("the end-to-end systems need --data (a preprocessed cache); pass --e2e '' to skip them")
+        raise CompareError("the end-to-end systems need --data (a preprocessed cache); pass --e2e '' to skip them")
     classes: tuple[str, ...] = ()
     if features is not None:
         classes = FeatureCache(features).classes
@@ -178,30 +177,19 @@ def run_compare(*, data: Path | None, features: Path | None, seeds: Sequence[int
 
         classes = tuple(read_cache_info(data).get("classes", ()))
     systems: list[SystemRuns] = []
-    for preset in baselines:
-        system = SystemRuns(DISPLAY_NAMES.get(preset, preset), preset, "baseline")
+    plan = [(preset, "baseline", features, list(baseline_overrides)) for preset in baselines]
+    plan += [(preset, "e2e", data, list(e2e_overrides)) for preset in e2e]
+    for preset, kind, source, overrides in plan:
+        if kind == "baseline":
+            name = DISPLAY_NAMES.get(preset, preset)
+        else:
+            name = preset.split("_")[0].upper()
+            name = name if name in ("FE2E", "MESM") else preset
+        system = SystemRuns(name, preset, kind)
         for seed in seeds:
-            run_dir = runs_dir / f"{preset}-seed{seed}"
-            if not retrain and (run_dir / "test_metrics.json").is_file():
-                system.runs.append(_baseline_entry(seed, run_dir))
-            else:
-                system.runs.append(_train_baseline(preset, seed, Path(features), run_dir, epochs,
-                                                   list(baseline_overrides), progress, device))
-        systems.append(system)
-    for preset in e2e:
-        name = preset.split("_")[0].upper()
-        system = SystemRuns(name if name in ("FE2E", "MESM") else preset, preset, "e2e")
-        for seed in seeds:
-            run_dir = runs_dir / f"{preset}-seed{seed}"
-            if not retrain and (run_dir / "test_metrics.json").is_file():
-                system.runs.append(_e2e_entry(seed, run_dir))
-            else:
-                if run_dir.exists() and retrain:
-                    import shutil
-
-                    shutil.rmtree(run_dir)
-                system.runs.append(_train_e2e(preset, seed, Path(data), run_dir, epochs, list(e2e_overrides),
-                                              progress, random_text_weights, device))
+            system.runs.append(_run(preset, kind, seed, Path(source), runs_dir / f"{preset}-seed{seed}", epochs=epochs,
+                                    overrides=overrides, retrain=retrain, progress=progress,
+                                    text_pretrained=kind == "baseline" or not random_text_weights, device=device))
         systems.append(system)
     return systems, classes
 
@@ -212,23 +200,13 @@ def write_outputs(systems: Sequence[SystemRuns], classes: Sequence[str], out: Pa
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     md_path, json_path = out.with_suffix(".md"), out.with_suffix(".json")
-    md_path.write_text(format_markdown(systems, classes, metrics, title, notes))
-
-    def clean(value):
-        if isinstance(value, float) and math.isnan(value):
-            return None
-        if isinstance(value, (list, tuple)):
-            return [clean(v) for v in value]
-        if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items()}
-        return value
-
+    atomic_write(md_path, format_markdown(systems, classes, metrics, title, notes))
     payload = {
         "title": title, "classes": list(classes), "metrics": list(metrics), "notes": list(notes),
         "systems": [{"name": s.name, "preset": s.preset, "kind": s.kind, "runs": s.runs,
-                     "aggregate": clean(aggregate(s, metrics))} for s in systems],
+                     "aggregate": aggregate(s, metrics)} for s in systems],
     }
-    json_path.write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(json_path, payload)  # NaN (an undefined mean) becomes null
     return md_path, json_path
 
 
@@ -259,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
     baselines = [b for b in args.baselines.split(",") if b.strip()]
     e2e = [e for e in args.e2e.split(",") if e.strip()]
+    from mesm_core.presets import list_presets
+
+    unknown = [name for name in baselines + e2e if name not in list_presets()]
+    if unknown:
+        parser.error(f"unknown preset(s) {unknown}; choose from: {', '.join(list_presets())}")
     started = time.time()
     try:
         systems, classes = run_compare(data=args.data, features=args.features, seeds=seeds, runs_dir=args.runs_dir,
@@ -266,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                                        baseline_overrides=args.set_baseline, e2e_overrides=args.set_e2e,
                                        retrain=args.retrain, progress=args.progress,
                                        random_text_weights=args.random_text_weights, device=args.device)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
+    except MesmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     notes = [

@@ -1,28 +1,82 @@
-"""Typed configuration for models, preprocessing and training.
+"""Typed configuration for models, preprocessing and training: every run-config type of every model family.
 
 Every run resolves one :class:`RunConfig` (preset + overrides) and saves it as JSON beside its
-checkpoints, so a checkpoint always says exactly how it was built and trained.
+checkpoints, so a checkpoint always says exactly how it was built and trained. Its ``model`` section
+is a :class:`ModelConfig` (the end-to-end models, FE2E and MESM) or a :class:`BaselineModelConfig`
+(the two-phase baselines), chosen by ``model.arch``; the other sections are shared.
 
 Overrides use dotted paths, e.g. ``apply_overrides(cfg, ["model.top_p=0.5", "train.lr=1e-4"])``.
+Every section validates itself (:meth:`ModelConfig.validate` ...): the choices of a ``Literal`` field
+are read from its annotation, so they are written down once, here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from mesm_core.errors import InputError
 
 CONFIG_VERSION = 1
 
 IEMOCAP_CLASSES = ("ang", "exc", "fru", "hap", "neu", "sad")
 MOSEI_CLASSES = ("anger", "disgust", "fear", "happy", "sad", "surprise")
 MODALITIES = ("text", "audio", "visual")
+E2E_ARCHS = ("fe2e", "mesm")
+BASELINE_ARCHS = ("lf_lstm", "lf_trans", "emoembs", "mult")
+# The per-class metrics of ``mesm_core.metrics``, in the order it computes them (a TrainConfig selects on one).
+MetricName = Literal["accuracy", "weighted_accuracy", "precision", "recall", "f1", "auc"]
+
+
+class ConfigError(InputError, ValueError):
+    """A configuration value outside its choices or range; the message names every bad field."""
+
+
+@functools.cache
+def literal_choices(cls: type) -> dict[str, tuple[Any, ...]]:
+    """``{field: allowed values}`` of every ``Literal``-annotated field of the dataclass ``cls``."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: typing.get_args(hints[f.name]) for f in dataclasses.fields(cls)
+            if typing.get_origin(hints[f.name]) is Literal}
+
+
+class _Section:
+    """Validation shared by the config sections: Literal choices, plus each section's own range checks."""
+
+    SECTION = ""
+
+    def problems(self) -> list[str]:
+        """Every invalid value of this section, as ``section.field must ... (got ...)`` sentences."""
+        out = []
+        for name, choices in literal_choices(type(self)).items():
+            value = getattr(self, name)
+            if value not in choices:
+                out.append(f"{self.SECTION}.{name} must be one of {', '.join(map(str, choices))} (got {value!r})")
+        return out + self._range_problems()
+
+    def _range_problems(self) -> list[str]:
+        return []
+
+    def _check(self, ok: bool, name: str, rule: str) -> list[str]:
+        return [] if ok else [f"{self.SECTION}.{name} must {rule} (got {getattr(self, name)!r})"]
+
+    def validate(self) -> Any:
+        """Raise :class:`ConfigError` naming every invalid field; returns ``self``."""
+        problems = self.problems()
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return self
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(_Section):
     """Architecture of FE2E / MESM (reference §1-§2)."""
+
+    SECTION = "model"
 
     arch: Literal["fe2e", "mesm"] = "fe2e"
     classes: tuple[str, ...] = IEMOCAP_CLASSES
@@ -84,10 +138,136 @@ class ModelConfig:
     keep_temperature: float = 1.0
     modalities: tuple[str, ...] = MODALITIES
 
+    def _range_problems(self) -> list[str]:
+        out = self._check(bool(self.classes), "classes", "name at least one class")
+        out += self._check(self.keep_temperature > 0, "keep_temperature", "be > 0")
+        out += self._check(self.attention_smoothing == 0 or (self.attention_smoothing >= 3
+                                                             and self.attention_smoothing % 2 == 1),
+                           "attention_smoothing", "be 0 (off) or an odd kernel size >= 3")
+        if self.arch != "mesm":
+            return out
+        out += self._check(1 <= self.n_sparse_blocks <= len(self.block_channels), "n_sparse_blocks",
+                           f"be between 1 and the {len(self.block_channels)} VGG blocks for MESM")
+        if "text" not in self.modalities:
+            # The transcript is the query of every attention layer; the reference raises here too.
+            out.append(f"MESM needs the text modality (its attention is queried by the transcript); got modalities "
+                       f"{tuple(self.modalities)}. Use FE2E for audio/visual-only models")
+        if self.reference_block1_bug and self.attention_mode != "reference":
+            out.append("model.reference_block1_bug=true needs model.attention_mode=reference")
+        out += self._check(0.0 < self.top_p <= 1.0, "top_p", "be in (0, 1]")
+        out += self._check(0.0 <= self.min_keep_fraction <= 1.0, "min_keep_fraction", "be in [0, 1]")
+        return out
+
+
+# EmoEmbs label words for the project's class sets (the reference records none for MESM's six
+# IEMOCAP classes; these are the words recommended in the research note, all present in GloVe 6B).
+LABEL_WORDS = {
+    "ang": "angry",
+    "exc": "excited",
+    "fru": "frustrated",
+    "hap": "happy",
+    "neu": "neutral",
+    "sad": "sad",
+    "anger": "anger",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "happy",
+    "surprise": "surprise",
+}
+
 
 @dataclass
-class DataConfig:
+class BaselineModelConfig(_Section):
+    """Architecture of one two-phase baseline (LF-LSTM, LF-TRANS, EmoEmbs, MulT; docs/baselines.md).
+
+    The baselines read pre-extracted per-step feature vectors, so their only input geometry is the
+    feature size per modality (``feature_sizes``, text/audio/visual), taken from the feature cache when
+    a run is configured for one. Defaults fit the offline features of this project (GloVe-6B-50d text,
+    84-d acoustic, 35-d AU proxy); the reference used 300/144/35. Reference quirks are behind flags,
+    all off by default: ``faithful_padding`` (LF-LSTM/EmoEmbs: no sequence packing, the text vector is
+    the BiLSTM output at the last *padded* step) and ``mask_text=False`` (LF-TRANS attends to text pads).
+    """
+
+    SECTION = "model"
+
+    arch: Literal["lf_lstm", "lf_trans", "emoembs", "mult"] = "lf_lstm"
+    classes: tuple[str, ...] = IEMOCAP_CLASSES
+    modalities: tuple[str, ...] = MODALITIES
+    # Per-step feature size of text, audio, visual (in MODALITIES order).
+    feature_sizes: tuple[int, int, int] = (50, 84, 35)
+    # Inputs are z-scored with the feature cache's train statistics (False = the reference: raw features). Part of
+    # the model section because a checkpoint's inputs must be prepared the way it was trained.
+    normalize_features: bool = True
+
+    # LF-LSTM / EmoEmbs: reproduce the reference's unpacked padding (see the class docstring).
+    faithful_padding: bool = False
+
+    # LF-TRANS: d_model = feature size, learned CLS, no positional encoding, post-LN.
+    trans_layers: int = 2
+    trans_heads: tuple[int, int, int] = (5, 4, 5)  # text/audio/visual; must divide feature_sizes
+    trans_ff: int = 2048
+    trans_dropout: float = 0.1
+    mask_text: bool = True  # False = the reference (text pads are attended to)
+
+    # EmoEmbs: 2-layer BiLSTMs (directions summed), label-word embeddings scored by dot product.
+    label_words: tuple[str, ...] = ()  # empty: LABEL_WORDS[c] for each class
+    emo_hidden: tuple[int, int, int] = (50, 200, 100)  # text hidden must equal the word-vector size
+    emo_layers: int = 2
+    emo_dropout: float = 0.15
+
+    # MulT (EmoEmbs-repo IEMOCAP configuration): crossmodal + memory transformers.
+    mult_dim: int = 40
+    mult_layers: int = 4
+    mult_heads: int = 10
+    mult_kernels: tuple[int, int, int] = (3, 5, 3)  # text/audio/visual Conv1d kernels (padding 0)
+    mult_embed_dropout: float = 0.3  # on the text input features and on every transformer's input
+    mult_attn_dropout: tuple[float, float, float] = (0.25, 0.0, 0.0)  # text/audio/visual targets
+    mult_relu_dropout: float = 0.1
+    mult_res_dropout: float = 0.1
+    mult_out_dropout: float = 0.1
+
+    def resolved_label_words(self) -> tuple[str, ...]:
+        """The EmoEmbs label word of each class (``label_words`` or the LABEL_WORDS default)."""
+        if self.label_words:
+            if len(self.label_words) != len(self.classes):
+                raise ConfigError(
+                    f"{len(self.label_words)} label words for {len(self.classes)} classes: {self.label_words}"
+                )
+            return tuple(self.label_words)
+        missing = [c for c in self.classes if c not in LABEL_WORDS]
+        if missing:
+            raise ConfigError(f"no default label word for class(es) {missing}; set label_words")
+        return tuple(LABEL_WORDS[c] for c in self.classes)
+
+    def feature_size(self, modality: str) -> int:
+        return int(self.feature_sizes[MODALITIES.index(modality)])
+
+    def _range_problems(self) -> list[str]:
+        out = self._check(bool(self.classes), "classes", "name at least one class")
+        if not self.modalities or any(m not in MODALITIES for m in self.modalities):
+            out.append(f"modalities must be a non-empty subset of {MODALITIES}, got {self.modalities}")
+        if len(self.feature_sizes) != 3 or min(self.feature_sizes) < 1:
+            out.append(f"feature_sizes must be three positive ints (text, audio, visual), got {self.feature_sizes}")
+        return out
+
+
+ModelSection = ModelConfig | BaselineModelConfig
+
+
+def model_config_type(arch: str) -> type:
+    """The model-section dataclass of ``arch``: :class:`ModelConfig` (fe2e, mesm) or :class:`BaselineModelConfig`."""
+    if arch in E2E_ARCHS:
+        return ModelConfig
+    if arch in BASELINE_ARCHS:
+        return BaselineModelConfig
+    raise ConfigError(f"unknown model arch {arch!r}; valid: {', '.join(E2E_ARCHS + BASELINE_ARCHS)}")
+
+
+@dataclass
+class DataConfig(_Section):
     """Clip preprocessing (reference §4) and loader settings."""
+
+    SECTION = "data"
 
     frame_interval_ms: int = 500
     face_size: int = 48
@@ -104,10 +284,15 @@ class DataConfig:
     max_file_mb: float = 200.0
     num_workers: int = 0
 
+    def _range_problems(self) -> list[str]:
+        return self._check(self.num_workers >= 0, "num_workers", "be >= 0")
+
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Section):
     """Optimisation recipe (reference §6); paper defaults."""
+
+    SECTION = "train"
 
     lr: float = 5e-5
     batch_size: int = 8
@@ -115,12 +300,16 @@ class TrainConfig:
     early_stop: int = 6
     weight_decay: float = 0.0
     clip_grad_norm: float = 0.0
-    scheduler: Literal["none", "cosine"] = "none"
+    # "cosine": annealed per optimizer step over all epochs; "plateau": ReduceLROnPlateau on the validation loss,
+    # stepped once an epoch (the EmoEmbs and MulT recipes).
+    scheduler: Literal["none", "cosine", "plateau"] = "none"
+    plateau_patience: int = 5
+    plateau_factor: float = 0.1
     amp: bool = False
     amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"  # float16 adds a GradScaler (CUDA only)
     loss: Literal["bce"] = "bce"
     seed: int = 0
-    select_metric: str = "f1"
+    select_metric: MetricName = "f1"
     # --- MESM selection training (docs/training.md, "Training the selection"); all off by default ---
     # MESM's attention layers learn at lr × attention_lr_factor (a warm-started CNN wants a low lr, the fresh
     # attention a higher one).
@@ -151,14 +340,63 @@ class TrainConfig:
     distill_from: str = ""
     distill_weight: float = 0.0
 
+    def _range_problems(self) -> list[str]:
+        check = self._check
+        out = check(self.lr > 0, "lr", "be > 0") + check(self.batch_size >= 1, "batch_size", "be >= 1")
+        out += check(self.epochs >= 1, "epochs", "be >= 1") + check(self.early_stop >= 0, "early_stop", "be >= 0")
+        out += check(self.weight_decay >= 0, "weight_decay", "be >= 0")
+        out += check(self.clip_grad_norm >= 0, "clip_grad_norm", "be >= 0 (0 = no clipping)")
+        out += check(self.plateau_patience >= 0, "plateau_patience", "be >= 0")
+        out += check(0 < self.plateau_factor < 1, "plateau_factor", "be in (0, 1)")
+        out += check(self.attention_lr_factor > 0, "attention_lr_factor", "be > 0")
+        for name in ("top_p_warmup_epochs", "top_p_anneal_epochs", "distill_weight", "keep_band_weight",
+                     "saliency_weight", "dense_step_every"):
+            out += check(getattr(self, name) >= 0, name, "be >= 0")
+        if not 0 <= self.keep_min_fraction <= self.keep_max_fraction <= 1:
+            out.append(f"train.keep_min_fraction and keep_max_fraction must satisfy 0 <= min <= max <= 1 "
+                       f"(got {self.keep_min_fraction}, {self.keep_max_fraction})")
+        out += check(self.saliency_power > 0, "saliency_power", "be > 0")
+        return out
+
 
 @dataclass
 class RunConfig:
+    """One run: which model (``model``: :class:`ModelConfig` or :class:`BaselineModelConfig`, by ``model.arch``),
+    the data settings and the optimisation recipe."""
+
     preset: str = ""
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig | BaselineModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     version: int = CONFIG_VERSION
+
+    # Short override names kept from the baselines' former CLI: ``--set normalize=false``.
+    OVERRIDE_ALIASES: typing.ClassVar[dict[str, str]] = {"normalize": "model.normalize_features"}
+
+    @property
+    def is_baseline(self) -> bool:
+        """True for a two-phase baseline (its model reads a feature cache), False for FE2E / MESM."""
+        return isinstance(self.model, BaselineModelConfig)
+
+    def problems(self) -> list[str]:
+        """Every invalid value of every section, plus the rules that join two sections."""
+        out = self.model.problems() + self.data.problems() + self.train.problems()
+        train = self.train
+        if train.saliency_weight > 0 and (self.model.arch != "mesm" or self.model.attention_mode != "straight_through"):
+            out.append("train.saliency_weight > 0 needs a MESM with model.attention_mode=straight_through")
+        if self.is_baseline:
+            for name in ("init_from", "distill_from"):
+                if getattr(train, name):
+                    out.append(f"train.{name} needs an FE2E or MESM model (the two-phase baselines have no warm "
+                               "start or teacher)")
+        return out
+
+    def validate(self) -> "RunConfig":
+        """Raise :class:`ConfigError` naming every invalid field of every section; returns ``self``."""
+        problems = self.problems()
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return self
 
 
 # --- (de)serialisation -------------------------------------------------------------------------
@@ -168,75 +406,97 @@ def to_dict(cfg: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-def _coerce(value: Any, annotation: Any, current: Any) -> Any:
+def _coerce(value: Any, current: Any) -> Any:
+    """``value`` (from JSON or the command line) as the type of the field's ``current`` value."""
     if isinstance(current, tuple) and isinstance(value, (list, tuple)):
         return tuple(value)
     if isinstance(current, bool):
-        if isinstance(value, str):
-            if value.lower() in ("1", "true", "yes"):
-                return True
-            if value.lower() in ("0", "false", "no"):
-                return False
-            raise ValueError(f"expected a boolean, got {value!r}")
-        return bool(value)
-    if isinstance(current, int) and not isinstance(current, bool):
+        # Only the words of a boolean: anything else (a typo such as "flase", a number) is an error, not False.
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word in ("1", "true", "yes"):
+            return True
+        if word in ("0", "false", "no"):
+            return False
+        raise ValueError(f"expected a boolean (true/false), got {value!r}")
+    if isinstance(current, int):
         return int(value)
     if isinstance(current, float):
         return float(value)
     return value
 
 
-def _from_dict(cls: type, data: dict, where: str) -> Any:
+def from_dict(cls: type, data: dict, where: str = "config") -> Any:
+    """A dataclass ``cls`` from a JSON dict: defaults for missing fields, lists → tuples, strings → bools.
+
+    Unknown fields raise :class:`ConfigError` naming ``where``. The model section of a RunConfig is the
+    dataclass of its ``arch`` (:func:`model_config_type`). Nothing is validated here (see ``validate``).
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a JSON object for {cls.__name__}, got {type(data).__name__}")
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(data) - set(known)
     if unknown:
-        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)} for {cls.__name__}")
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)} for {cls.__name__}")
     obj = cls()
     for name, value in data.items():
         current = getattr(obj, name)
-        if dataclasses.is_dataclass(current):
-            value = _from_dict(type(current), value, f"{where}.{name}")
+        if cls is RunConfig and name == "model":
+            arch = value.get("arch", ModelConfig.arch) if isinstance(value, dict) else ModelConfig.arch
+            value = from_dict(model_config_type(arch), value, f"{where}.{name}")
+        elif dataclasses.is_dataclass(current):
+            value = from_dict(type(current), value, f"{where}.{name}")
         else:
-            value = _coerce(value, known[name].type, current)
+            value = _coerce(value, current)
         setattr(obj, name, value)
     return obj
 
 
-def model_config_from_dict(data: dict, where: str = "config") -> ModelConfig:
-    return _from_dict(ModelConfig, data, where)
+def model_config_from_dict(data: dict, where: str = "config") -> ModelConfig | BaselineModelConfig:
+    """The model section of its ``arch`` (default fe2e), not validated."""
+    return from_dict(model_config_type(data.get("arch", ModelConfig.arch)), data, where)
 
 
 def run_config_from_dict(data: dict, where: str = "config") -> RunConfig:
+    """A saved RunConfig (``RUN/config.json``, a checkpoint's config sections), validated."""
     version = data.get("version", CONFIG_VERSION)
     if version != CONFIG_VERSION:
-        raise ValueError(f"{where}: unknown config version {version!r} (this mesm_core reads version {CONFIG_VERSION})")
-    return _from_dict(RunConfig, data, where)
+        raise ConfigError(f"{where}: unknown config version {version!r} (this mesm_core reads version {CONFIG_VERSION})")
+    cfg = from_dict(RunConfig, data, where)
+    try:
+        return cfg.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
     """Apply ``section.field=value`` overrides in place; values are parsed as JSON when possible.
 
-    Raises ValueError naming the bad key or value.
+    A boolean field takes true/false/yes/no/1/0 and nothing else (``normalize=flase`` is an error).
+    Raises :class:`ConfigError` naming the bad key or value. Nothing is validated until ``validate()``.
     """
+    aliases = getattr(cfg, "OVERRIDE_ALIASES", {})
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"override {item!r} is not of the form section.field=value")
+            raise ConfigError(f"override {item!r} is not of the form section.field=value")
         path, raw = item.split("=", 1)
         target = cfg
-        parts = path.strip().split(".")
+        path = aliases.get(path.strip(), path.strip())
+        parts = path.split(".")
         for part in parts[:-1]:
             if not hasattr(target, part) or not dataclasses.is_dataclass(getattr(target, part)):
-                raise ValueError(f"override {item!r}: no config section {part!r}")
+                raise ConfigError(f"override {item!r}: no config section {part!r}")
             target = getattr(target, part)
         name = parts[-1]
         if not dataclasses.is_dataclass(target) or name not in {f.name for f in dataclasses.fields(target)}:
-            raise ValueError(f"override {item!r}: no field {name!r} in {type(target).__name__}")
+            raise ConfigError(f"override {item!r}: no field {name!r} in {type(target).__name__}")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
         try:
-            setattr(target, name, _coerce(value, None, getattr(target, name)))
+            setattr(target, name, _coerce(value, getattr(target, name)))
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"override {item!r}: {exc}") from exc
+            raise ConfigError(f"override {item!r}: {exc}") from exc
     return cfg

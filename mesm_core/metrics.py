@@ -23,16 +23,17 @@ MOSEI weighted accuracy and F1 (Table 4), anything else (synthetic) all three.
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
-from mesm_core.config import IEMOCAP_CLASSES, MOSEI_CLASSES
+from mesm_core.config import IEMOCAP_CLASSES, MOSEI_CLASSES, MetricName
 
 THRESHOLD_GRID: np.ndarray = np.round(np.arange(1, 20) * 0.05, 2)  # 0.05 … 0.95
 FALLBACK_THRESHOLD = 0.5
-METRIC_NAMES = ("accuracy", "weighted_accuracy", "precision", "recall", "f1", "auc")
+METRIC_NAMES: tuple[str, ...] = typing.get_args(MetricName)  # accuracy, weighted_accuracy, precision, recall, f1, auc
 METRIC_LABELS = {
     "accuracy": "Acc",
     "weighted_accuracy": "WAcc",

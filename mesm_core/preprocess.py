@@ -4,6 +4,7 @@
         --out cache/iemocap --splits /data/splits/IEMOCAP --workers 4
 
 Datasets: iemocap, iemocap-processed, mosei, mosei-processed, folder, synthetic (docs/data.md).
+The work is :func:`mesm_core.data.prepare.build_cache`; this module is its argparse front.
 Rerunning the same command resumes: finished records are verified and skipped, failed ones retried.
 ``--shard i/n`` processes every n-th utterance (for cluster job arrays; each shard writes its own
 manifest, merged on read).
@@ -54,52 +55,23 @@ def data_config_from_overrides(overrides: list[str]):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from mesm_core.data.cache import SPLITS_INFO, parse_shard, preprocess_jobs
-    from mesm_core.data.errors import DataSourceError
-    from mesm_core.data.sources import build_source
-    from mesm_core.data.splits import assign_splits, generate_iemocap_split, load_split_lists, report_existing_splits
-    from mesm_core.io import write_json
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from mesm_core.data.cache import parse_shard
+    from mesm_core.data.prepare import build_cache
+    from mesm_core.errors import MesmError
 
     try:
-        config = data_config_from_overrides(args.overrides)
         shard = parse_shard(args.shard) if args.shard else None
-        if not args.source.exists() and args.dataset != "synthetic":
-            raise DataSourceError(f"{args.source}: source folder does not exist")
-        options = {"seed": args.seed, "n_clips": args.n_clips} if args.dataset == "synthetic" else {}
-        scan = build_source(args.dataset, args.source, **options)
-        print(scan.summary(), flush=True)
-        if args.splits is not None:
-            report = assign_splits(scan.jobs, load_split_lists(args.splits), origin=f"official lists ({args.splits})",
-                                   warn=False)
-        elif scan.has_splits:
-            report = report_existing_splits(scan.jobs, origin="the source's split column", warn=False)
-        elif args.dataset.startswith("iemocap"):
-            seed = 0 if args.seed is None else args.seed
-            lists = generate_iemocap_split([job.id for job in scan.jobs], seed=seed)
-            report = assign_splits(scan.jobs, lists, origin=f"a generated random 70/10/20 split (seed {seed})",
-                                   warn=False)
-        else:
-            report = report_existing_splits(scan.jobs, origin="nowhere (no --splits given)", warn=False)
-            if not args.keep_unassigned:
-                raise DataSourceError(f"{args.dataset} needs split lists: pass --splits DIR (train.txt, valid.txt, "
-                                      "test.txt) or --keep-unassigned to cache everything as split 'unassigned'")
-        print(report.summary(), flush=True)
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_json(args.out / SPLITS_INFO, report.to_dict(), indent=1)
-        if args.keep_unassigned:
-            for job in scan.jobs:
-                job.split = job.split or "unassigned"
-            jobs = scan.jobs
-        else:
-            jobs = [job for job in scan.jobs if job.split is not None]
-            if report.unassigned:
-                print(f"not processing {len(report.unassigned)} utterance(s) in no split "
-                      "(--keep-unassigned processes them)", flush=True)
-        summary = preprocess_jobs(jobs, args.out, config, scan.classes, dataset=args.dataset, source=str(scan.root),
-                                  workers=args.workers, shard=shard, limit=args.limit, device=args.device,
-                                  progress=not args.no_progress)
-    except (DataSourceError, ValueError) as exc:
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        summary = build_cache(args.dataset, args.source, args.out, splits=args.splits,
+                              config=data_config_from_overrides(args.overrides), workers=args.workers, shard=shard,
+                              limit=args.limit, seed=args.seed, n_clips=args.n_clips,
+                              keep_unassigned=args.keep_unassigned, device=args.device, progress=not args.no_progress,
+                              log=lambda line: print(line, flush=True))
+    except MesmError as exc:  # a missing or malformed source, split lists, cache or setting: one line, exit 2
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary.text(), flush=True)

@@ -1,7 +1,9 @@
-"""Named run presets (timm-style registry): paper settings and small CPU-trainable variants.
+"""Named run presets (timm-style registry) of every model family: paper settings, small CPU-trainable
+variants and the two-phase baselines.
 
 Every preset is a full :class:`~mesm_core.config.RunConfig` (model + data + train), so a run is
-reproducible from its name plus overrides. ``get_preset`` always returns a fresh copy.
+reproducible from its name plus overrides. ``get_preset`` always returns a fresh copy; ``list_presets``
+lists FE2E/MESM and the baselines alike, and ``python -m mesm_core.train --preset NAME`` trains any of them.
 
 Paper presets follow the reference implementation (docs: reference §1, §6, §9): ALBERT-base-v2
 text encoder fine-tuned at lr/10, VGG-style CNNs 64-64-64-128-256-512, 4-layer 64-d Transformers,
@@ -13,6 +15,17 @@ classes) but are about 60× narrower, use the packaged MiniLM as a *frozen* text
 transform, so they train on two CPU cores in minutes on the embedded synthetic dataset. ``mesm_small``
 also carries the selection-training recipe (context scorer, keep floor, saliency target on dense steps);
 the paper presets keep the paper's per-cell scorer and plain nucleus.
+
+Baseline presets carry each model's own recipe (docs/baselines.md); their feature sizes and classes are
+taken from the feature cache when a run is configured for it:
+
+* ``lf_lstm``, ``lf_trans``: the MESM README's baseline command (Adam lr 5e-4, batch 32, 60 epochs,
+  early stop 8 on validation average F1, grad-norm clip 2, BCE with pos_weight).
+* ``emoembs``: the EmoEmbs README for IEMOCAP (batch 64, lr 1e-3, ≤100 epochs, clip 1.0, early stop
+  8, ReduceLROnPlateau(factor 0.1, patience 5) on the validation loss).
+* ``mult``: MulT paper Table 5 for IEMOCAP (batch 32, lr 2e-3, clip 0.8, ≤30 epochs,
+  ReduceLROnPlateau(factor 0.1, patience 20) as in the MulT repo) with MESM's validation-F1 early
+  stopping (8 epochs).
 """
 
 from __future__ import annotations
@@ -20,9 +33,17 @@ from __future__ import annotations
 import copy
 from typing import Callable
 
-from mesm_core.config import IEMOCAP_CLASSES, MOSEI_CLASSES, DataConfig, ModelConfig, RunConfig, TrainConfig
+from mesm_core.config import (
+    IEMOCAP_CLASSES,
+    MOSEI_CLASSES,
+    BaselineModelConfig,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
 
-__all__ = ["list_presets", "get_preset", "register_preset"]
+__all__ = ["list_presets", "get_preset", "register_preset", "is_baseline_preset"]
 
 _REGISTRY: dict[str, Callable[[], RunConfig]] = {}
 
@@ -42,6 +63,11 @@ def register_preset(name: str) -> Callable[[Callable[[], RunConfig]], Callable[[
 def list_presets() -> list[str]:
     """Names of all registered presets, sorted."""
     return sorted(_REGISTRY)
+
+
+def is_baseline_preset(name: str) -> bool:
+    """True when ``name`` is a registered preset of a two-phase baseline (it trains on a feature cache)."""
+    return name in _REGISTRY and get_preset(name).is_baseline
 
 
 def get_preset(name: str) -> RunConfig:
@@ -131,3 +157,32 @@ def _fe2e_small() -> RunConfig:
 @register_preset("mesm_small")
 def _mesm_small() -> RunConfig:
     return _small("mesm")
+
+
+# --- two-phase baselines (feature cache) ----------------------------------------------------------
+
+def _baseline(arch: str, **train) -> RunConfig:
+    return RunConfig(model=BaselineModelConfig(arch=arch, classes=IEMOCAP_CLASSES),  # type: ignore[arg-type]
+                     data=DataConfig(), train=TrainConfig(**train))
+
+
+@register_preset("lf_lstm")
+def _lf_lstm() -> RunConfig:
+    return _baseline("lf_lstm", lr=5e-4, batch_size=32, epochs=60, early_stop=8, clip_grad_norm=2.0)
+
+
+@register_preset("lf_trans")
+def _lf_trans() -> RunConfig:
+    return _baseline("lf_trans", lr=5e-4, batch_size=32, epochs=60, early_stop=8, clip_grad_norm=2.0)
+
+
+@register_preset("emoembs")
+def _emoembs() -> RunConfig:
+    return _baseline("emoembs", lr=1e-3, batch_size=64, epochs=100, early_stop=8, clip_grad_norm=1.0,
+                     scheduler="plateau", plateau_patience=5, plateau_factor=0.1)
+
+
+@register_preset("mult")
+def _mult() -> RunConfig:
+    return _baseline("mult", lr=2e-3, batch_size=32, epochs=30, early_stop=8, clip_grad_norm=0.8,
+                     scheduler="plateau", plateau_patience=20, plateau_factor=0.1)

@@ -5,6 +5,8 @@ Pure drawing (numpy in, numpy image or Plotly figure out):
   facs         FACS regions from 5 MTCNN landmarks, EMFACS prototypes, per-region attention statistics
   spectrogram  mel → dB, spectrogram images (low frequencies at the bottom), chunk grids → mel axis
   figures      Plotly figures (FLOPs, cost vs p, class probabilities, modality contributions, mel heatmap)
+  evaluation_figures  the top-p sweep and attention-on-cue figures of an evaluation JSON
+                      (python -m mesm_viz.evaluation_figures EVAL.json)
   views        the studio's views of one Prediction (layer grid, FACS view, mel masks, numbers, cost curve)
   frames       display frames of a clip (the data pipeline's nearest-frame decoder) and face boxes
 The studio and the report:

@@ -24,12 +24,13 @@ $PY -m mesm_core.preprocess --dataset synthetic --source data/synthetic --out da
 $PY -m mesm_core.train --preset mesm_small --data data/synthetic_cache --out "$RUNS/mesm_small" "${RECIPE[@]}"
 $PY -m mesm_core.train --preset fe2e_small --data data/synthetic_cache --out "$RUNS/fe2e_small" "${RECIPE[@]}"
 
-# 3. Evaluate on the synthetic test split: metrics, FLOPs, the top-p sweep with the FE2E level, attention on cues.
+# 3. Evaluate on the synthetic test split: metrics, FLOPs, the top-p sweep with the FE2E level, attention on cues;
+#    then draw the sweep and cue figures from the evaluation JSON (mesm_viz draws, core writes numbers).
 $PY -m mesm_core.evaluate --checkpoint "$RUNS/fe2e_small/best" --data data/synthetic_cache --split test \
     --out "$RUNS/fe2e_small/evaluation.json"
 $PY -m mesm_core.evaluate --checkpoint "$RUNS/mesm_small/best" --data data/synthetic_cache --split test \
-    --top-p 0.1,0.2,...,1.0 --fe2e-checkpoint "$RUNS/fe2e_small/best" \
-    --out "$RUNS/mesm_small/evaluation.json" --figure "$RUNS/mesm_small/topp_sweep.html" \
+    --top-p 0.1,0.2,...,1.0 --fe2e-checkpoint "$RUNS/fe2e_small/best" --out "$RUNS/mesm_small/evaluation.json"
+$PY -m mesm_viz.evaluation_figures "$RUNS/mesm_small/evaluation.json" --figure "$RUNS/mesm_small/topp_sweep.html" \
     --cue-figure "$RUNS/mesm_small/attention_on_cues.html"
 
 # 4. Copy the best checkpoints and their evaluations into assets/ (the model cards are written by hand from

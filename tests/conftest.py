@@ -71,8 +71,8 @@ def models():
 
 @pytest.fixture(scope="session")
 def tiny_training():
-    """Narrow presets and a tiny cache (``tests/helpers/training.py``): TINY_OVERRIDES, tiny_config,
-    make_tiny_cache."""
+    """Narrow presets and tiny caches (``tests/helpers/training.py``): TINY_OVERRIDES, tiny_config,
+    make_tiny_cache; for the baselines TINY_BASELINE_OVERRIDES, BASELINE_CLASSES, make_feature_cache."""
     from tests.helpers import training as module
 
     return module

@@ -10,37 +10,20 @@ import pytest
 import torch
 
 from mesm_core.compare import SystemRuns, aggregate, format_markdown, main, run_compare
-from mesm_core.features.byof import import_items
-from mesm_core.features.cache import FeatureItem
 from mesm_core.metrics import compute_metrics
 
 CLASSES = ("ang", "exc", "fru", "hap", "neu", "sad")
-TINY = ["model.trans_ff=16", "model.trans_layers=1", "model.mult_dim=10", "model.mult_heads=2",
-        "model.mult_layers=1", "model.emo_hidden=[50,8,4]", "train.batch_size=8"]
 
 
 @pytest.fixture(scope="module")
-def feature_cache(tmp_path_factory):
+def tiny(tiny_training):
+    return tiny_training.TINY_BASELINE_OVERRIDES
+
+
+@pytest.fixture(scope="module")
+def feature_cache(tiny_training, tmp_path_factory):
     """50/84/35-d features with a learnable class signal, split train/valid/test."""
-    rng = np.random.default_rng(0)
-    root = tmp_path_factory.mktemp("compare") / "features"
-
-    def items():
-        for split, n in (("train", 36), ("valid", 12), ("test", 12)):
-            for i in range(n):
-                c = i % 6
-                lengths = rng.integers(2, 7, 3)
-                text = rng.normal(size=(lengths[0], 50)).astype(np.float32)
-                text[:, c] += 2.0
-                audio = rng.normal(size=(lengths[1], 84)).astype(np.float32)
-                audio[:, c] += 2.0
-                visual = rng.normal(size=(lengths[2], 35)).astype(np.float32)
-                face = np.ones(lengths[2], bool)
-                face[0] = i % 4 != 0
-                visual[~face] = 0
-                yield FeatureItem(f"{split}{i}", split, text, audio, visual, face, np.eye(6, dtype=np.float32)[c])
-
-    return import_items(items(), root, CLASSES, {"text": "t", "audio": "a", "visual": "v"}).root
+    return tiny_training.make_feature_cache(tmp_path_factory.mktemp("compare"))
 
 
 def _report(f1s, seed):
@@ -70,13 +53,14 @@ def test_table_layout_mean_and_std():
 
 
 @pytest.mark.slow
-def test_compare_smoke_trains_then_loads(feature_cache, tmp_path):
+def test_compare_smoke_trains_then_loads(feature_cache, tiny, tmp_path):
     kwargs = dict(data=None, features=feature_cache, seeds=[0, 1], runs_dir=tmp_path / "runs",
-                  baselines=["lf_lstm", "mult"], e2e=[], epochs=2, baseline_overrides=TINY)
+                  baselines=["lf_lstm", "mult"], e2e=[], epochs=2, baseline_overrides=tiny)
     systems, classes = run_compare(**kwargs)
     assert classes == CLASSES
     assert [s.name for s in systems] == ["LF-LSTM", "MulT"]
     assert all(len(s.runs) == 2 and "seconds" in s.runs[0] for s in systems)
+    assert all("flops_per_utterance" not in run and run["best_epoch"] in (1, 2) for s in systems for run in s.runs)
     mtime = (tmp_path / "runs" / "mult-seed1" / "best" / "model.safetensors").stat().st_mtime_ns
     loaded, _ = run_compare(**kwargs)  # finished runs are loaded, not retrained
     assert all("seconds" not in run for s in loaded for run in s.runs)
@@ -85,11 +69,11 @@ def test_compare_smoke_trains_then_loads(feature_cache, tmp_path):
 
 
 @pytest.mark.slow
-def test_compare_cli_writes_markdown_and_json(feature_cache, tmp_path):
+def test_compare_cli_writes_markdown_and_json(feature_cache, tiny, tmp_path):
     out = tmp_path / "table"
     code = main(["--features", str(feature_cache), "--e2e", "", "--baselines", "lf_trans,emoembs", "--seeds", "0",
                  "--epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--out", str(out)]
-                + [f"--set-baseline={o}" for o in TINY])
+                + [f"--set-baseline={o}" for o in tiny])
     assert code == 0
     table = (tmp_path / "table.md").read_text()
     assert "| LF-TRANS | – |" in table and "| EmoEmbs | – |" in table
@@ -98,51 +82,92 @@ def test_compare_cli_writes_markdown_and_json(feature_cache, tmp_path):
     assert [s["kind"] for s in payload["systems"]] == ["baseline", "baseline"]
 
 
-@pytest.mark.slow
-def test_saved_baseline_reloads_with_identical_predictions(feature_cache, tmp_path):
-    from mesm_core.baseline_presets import get_baseline_preset
-    from mesm_core.baseline_train import load_baseline, predict_split, train_baseline
-    from mesm_core.features.dataset import FeatureDataset
+def test_compare_cli_rejects_unknown_presets(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--features", str(tmp_path), "--baselines", "lf_gru", "--e2e", "", "--out", str(tmp_path / "t")])
+    assert exit_info.value.code == 2 and "unknown preset(s) ['lf_gru']" in capsys.readouterr().err
 
-    cfg = get_baseline_preset("emoembs").apply_overrides(TINY + ["train.epochs=1"])
-    result = train_baseline(cfg, feature_cache, tmp_path / "run", progress=False)
-    model, loaded_cfg, thresholds = load_baseline(tmp_path / "run" / "best")
-    assert loaded_cfg.model.feature_sizes == (50, 84, 35) and thresholds == result.valid_report.thresholds
+
+@pytest.mark.slow
+def test_saved_baseline_reloads_with_identical_predictions(feature_cache, tiny, tmp_path):
+    """A baseline's RUN/best is an ordinary checkpoint: load_checkpoint rebuilds it (EmoEmbs' label vectors come
+    back from the file) and evaluate_checkpoint reproduces the trainer's test metrics."""
+    from mesm_core.checkpoint import load_checkpoint
+    from mesm_core.config import apply_overrides
+    from mesm_core.evaluation import evaluate_checkpoint
+    from mesm_core.presets import get_preset
+    from mesm_core.training import TrainOptions, run_training
+
+    cfg = apply_overrides(get_preset("emoembs"), tiny + ["train.epochs=1"])
+    result = run_training(cfg, TrainOptions(run_dir=tmp_path / "run", cache_dir=feature_cache, device="cpu",
+                                            progress=False, tensorboard=False))
+    model, info = load_checkpoint(tmp_path / "run" / "best")
+    assert info.run_config.model.feature_sizes == (50, 84, 35) and info.thresholds == result.valid_report.thresholds
     assert torch.any(model.label_embeddings != 0)  # the label vectors came back from the checkpoint
-    test = FeatureDataset(feature_cache, "test")
-    probs, labels, _ = predict_split(model, test)
-    reloaded = compute_metrics(probs, labels, thresholds, CLASSES)
-    assert reloaded.average == pytest.approx(result.test_report.average, nan_ok=True)
+    reloaded = evaluate_checkpoint(tmp_path / "run" / "best", feature_cache, "test")
+    assert reloaded.report.average == pytest.approx(result.test_report.average, nan_ok=True)
+    assert reloaded.threshold_source.startswith("checkpoint") and reloaded.top_p is None and reloaded.arch == "emoembs"
 
 
-def test_quirk_overrides_reach_the_model(feature_cache, tmp_path):
-    from mesm_core.baseline_presets import get_baseline_preset
+def test_quirk_overrides_reach_the_model():
+    from mesm_core.config import apply_overrides
+    from mesm_core.presets import get_preset
 
-    cfg = get_baseline_preset("lf_trans").apply_overrides(["model.mask_text=false", "normalize=false"])
-    assert cfg.model.mask_text is False and cfg.normalize is False
+    cfg = apply_overrides(get_preset("lf_trans"), ["model.mask_text=false", "normalize=false"])
+    assert cfg.model.mask_text is False and cfg.model.normalize_features is False
     with pytest.raises(ValueError, match="no field"):
-        get_baseline_preset("lf_trans").apply_overrides(["model.nonsense=1"])
+        apply_overrides(get_preset("lf_trans"), ["model.nonsense=1"])
+
+
+@pytest.mark.parametrize("override", ["normalize=flase", "normalize=2", "model.mask_text=nope",
+                                      "model.normalize_features="])
+def test_a_misspelt_boolean_is_an_error_not_false(override):
+    from mesm_core.config import ConfigError, apply_overrides
+    from mesm_core.presets import get_preset
+
+    with pytest.raises(ConfigError, match="expected a boolean"):
+        apply_overrides(get_preset("lf_lstm"), [override])
 
 
 @pytest.mark.slow
-def test_baseline_train_cli(feature_cache, tmp_path, capsys):
-    from mesm_core.baseline_train import main as train_main
-
-    code = train_main(["--preset", "lf_lstm", "--features", str(feature_cache), "--run-dir", str(tmp_path / "run"),
-                       "--epochs", "1", "--seed", "3", "--set", "model.faithful_padding=true"])
-    assert code == 0
-    saved = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
-    assert saved["config"]["train"]["seed"] == 3 and saved["config"]["model"]["faithful_padding"] is True
-    assert "test (validation thresholds)" in capsys.readouterr().out
-
-
-@pytest.mark.slow
-def test_main_train_cli_dispatches_baseline_presets(feature_cache, tmp_path):
-    """``python -m mesm_core.train --preset lf_trans --data FEATURE_CACHE`` trains the baseline."""
+def test_train_cli_trains_a_baseline_and_evaluate_cli_scores_it(feature_cache, tiny, tmp_path, capsys):
+    """``python -m mesm_core.train --preset lf_trans --data FEATURE_CACHE`` then ``python -m mesm_core.evaluate
+    --checkpoint RUN/best --data FEATURE_CACHE``: the commands of FE2E/MESM, the same files."""
+    from mesm_core.evaluate import main as evaluate_main
     from mesm_core.train import main as train_main
 
-    code = train_main(["--preset", "lf_trans", "--data", str(feature_cache), "--out", str(tmp_path / "run"),
-                       "--epochs", "1", "--seed", "2", "--device", "cpu", "--set", "model.mask_text=false"])
-    assert code == 0
-    saved = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
-    assert saved["config"]["train"]["seed"] == 2 and saved["config"]["model"]["mask_text"] is False
+    run = tmp_path / "run"
+    code = train_main(["--preset", "lf_trans", "--data", str(feature_cache), "--out", str(run), "--epochs", "1",
+                       "--seed", "2", "--device", "cpu", "--no-progress", "--set", "model.mask_text=false"]
+                      + [a for item in tiny for a in ("--set", item)])
+    assert code == 0, capsys.readouterr().err
+    saved = json.loads((run / "best" / "config.json").read_text())
+    assert saved["train"]["seed"] == 2 and saved["model"]["mask_text"] is False and saved["model"]["arch"] == "lf_trans"
+    assert saved["model"]["feature_sizes"] == [50, 84, 35] and saved["text_encoder"]["source"] is None
+    assert {p.name for p in run.iterdir()} >= {"config.json", "run.json", "metrics.jsonl", "last", "best",
+                                                 "test_metrics.json"}
+    test = json.loads((run / "test_metrics.json").read_text())
+    assert test["best_epoch"] == 1 and test["parameters"] > 0 and test["flops_per_utterance"] == 0
+    capsys.readouterr()
+    out = tmp_path / "eval.json"
+    assert evaluate_main(["--checkpoint", str(run / "best"), "--data", str(feature_cache), "--device", "cpu",
+                          "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "lf_trans" in stdout and "feature-extraction FLOPs" not in stdout
+    evaluation = json.loads(out.read_text())["evaluation"]
+    assert evaluation["average"] == pytest.approx(test["average"], nan_ok=True)
+    assert evaluation["thresholds"] == pytest.approx(test["thresholds"])
+
+
+def test_baseline_cli_needs_a_feature_cache(feature_cache, tmp_path, capsys):
+    from mesm_core.train import main as train_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--preset", "lf_lstm", "--out", str(tmp_path / "run")])
+    assert exit_info.value.code == 2 and "--data FEATURE_CACHE is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_main(["--preset", "lf_lstm", "--data", str(tmp_path), "--out", str(tmp_path / "run")])
+    assert "not a feature cache" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_main(["--preset", "lf_lstm", "--data", str(feature_cache), "--set", f"train.init_from={tmp_path}"])
+    assert "train.init_from needs an FE2E or MESM model" in capsys.readouterr().err

@@ -11,7 +11,8 @@ import torch
 
 from mesm_core.config import DataConfig
 from mesm_core.data import CacheDataset, CorruptRecordError, collate, make_loader, preprocess_clip, read_manifest
-from mesm_core.data.cache import load_record, record_filename, record_path, save_record
+from mesm_core.data.cache import load_record, record_path, save_record
+from mesm_core.item_store import item_filename
 from mesm_core.io import stale_temp_files
 from mesm_core.preprocess import main
 
@@ -171,7 +172,7 @@ def test_record_round_trip_keeps_every_field(media, tmp_path):
     record = preprocess_clip(video, "héllo wörld", detector=media.NoFaceDetector(), labels=np.array([1, 0], np.float32))
     record.face_cues = np.zeros((len(record.faces), 48, 48), bool)
     record.mel_cues = np.ones_like(record.mel, dtype=bool)
-    path = save_record(record, tmp_path / "r" / record_filename(".hidden/id"))
+    path = save_record(record, tmp_path / "r" / item_filename(".hidden/id"))
     assert path.name.startswith("%2E") and "/" not in path.name
     loaded = load_record(path)
     for name in ("faces", "face_boxes", "landmarks", "face_probs", "face_detected", "frame_times", "mel", "labels",

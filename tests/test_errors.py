@@ -15,7 +15,7 @@ def _classes():
     from mesm_core.features.cache import FeatureCacheError
     from mesm_core.features.text import GloveUnavailableError
     from mesm_core.features.visual import FaceModelUnavailableError
-    from mesm_core.training.distributed import DeviceError
+    from mesm_core.distributed import DeviceError
     from mesm_viz.studio import UserInputError
 
     clip_errors = [getattr(data_errors, n) for n in data_errors.__all__ if n not in ("DataSourceError",)]

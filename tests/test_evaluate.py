@@ -1,4 +1,5 @@
-"""Evaluation: thresholds from validation only, the top-p sweep, attention on cue regions, the CLI."""
+"""Evaluation: one collector, thresholds from validation only, the top-p sweep, attention on cue regions, the
+evaluation JSON and its figures, the CLI."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pytest
 import torch
 
 from mesm_core import create_model, save_checkpoint
-from mesm_core import evaluate as ev
+from mesm_core import evaluation as ev
+from mesm_core.checkpoint import load_checkpoint
+from mesm_core.evaluate import main as evaluate_main
 from mesm_core.metrics import choose_thresholds
 
 
@@ -39,17 +42,19 @@ def mesm_checkpoint(tiny_training, tmp_path_factory) -> Path:
 
 
 def test_thresholds_are_tuned_on_validation_never_on_test(cache, mesm_checkpoint, monkeypatch):
-    model, info = ev.load_model_for_eval(mesm_checkpoint)
+    model, info = load_checkpoint(mesm_checkpoint)
     assert info.thresholds is None  # so evaluate must tune them
-    valid = ev.predict_top_ps(model, cache, "valid", [None])[None]
+    valid = ev.predict_split(model, cache, "valid", [None])[None]
     seen = []
-    real = ev.choose_thresholds
+    from mesm_core.evaluation import thresholds as policy
+
+    real = policy.choose_thresholds
 
     def spy(probs, labels, *args, **kwargs):
         seen.append(np.asarray(probs).copy())
         return real(probs, labels, *args, **kwargs)
 
-    monkeypatch.setattr(ev, "choose_thresholds", spy)
+    monkeypatch.setattr(policy, "choose_thresholds", spy)
     result = ev.evaluate_checkpoint(mesm_checkpoint, cache, "test", model=model, info=info)
     assert len(seen) == 1 and seen[0].shape[0] == 6  # the 6 validation utterances, not the 5 test ones
     assert np.allclose(seen[0], valid.probs)
@@ -64,7 +69,7 @@ def test_checkpoint_thresholds_win_and_test_tuning_is_refused(tiny_training, cac
     result = ev.evaluate_checkpoint(checkpoint, cache, "test")
     assert result.report.thresholds == pytest.approx(saved)
     assert result.threshold_source.startswith("checkpoint")
-    model, info = ev.load_model_for_eval(checkpoint)
+    model, info = load_checkpoint(checkpoint)
     info.thresholds = None
     classes = tiny_training.tiny_config().model.classes
     no_valid = tiny_training.make_tiny_cache(tmp_path / "no_valid", classes, {"train": 2, "test": 3})
@@ -87,23 +92,21 @@ def test_parse_top_ps_rejects(text):
 
 
 def test_sweep_reuses_weights_and_flops_grow_with_p(cache, mesm_checkpoint, tmp_path):
-    model, info = ev.load_model_for_eval(mesm_checkpoint)
+    model, info = load_checkpoint(mesm_checkpoint)
     sweep = ev.sweep_top_p(model, info, cache, [0.2, 0.6, 1.0], split="test")
     flops = [row.flops_per_utterance for row in sweep.rows]
     assert flops[0] < flops[1] <= flops[2] <= sweep.rows[0].dense_flops_per_utterance
-    # Same weights: the single-p path and the sweep give identical probabilities at p = 0.6.
-    single = ev.predict_top_ps(model, cache, "test", [0.6])[0.6]
-    direct = ev.predict_top_ps(model, cache, "test", [0.2, 0.6])[0.6]
-    assert np.allclose(single.probs, direct.probs)
+    # Same weights: the single-p path (forward) and the sweep (one encode, forward_prepared per p) agree exactly.
+    single = ev.predict_split(model, cache, "test", [0.6])[0.6]
+    direct = ev.predict_split(model, cache, "test", [0.2, 0.6])[0.6]
+    assert np.array_equal(single.probs, direct.probs) and single.ids == direct.ids
     assert sweep.threshold_source == "tuned on the valid split at each p"
     table = sweep.format_table()
     assert "0.20" in table and "GFLOPs" in table
-    written = ev.write_figure(ev.sweep_figure(sweep), tmp_path / "sweep.html")
-    assert written[0].read_text().count("plotly") > 0
 
 
 def test_cue_report_chance_matches_the_region_area(cache, mesm_checkpoint):
-    model, _ = ev.load_model_for_eval(mesm_checkpoint)
+    model, _ = load_checkpoint(mesm_checkpoint)
     report = ev.cue_attention_report(model, cache, "test", top_p=0.5)
     assert report is not None
     rows = {(r.modality, r.block): r for r in report.rows}
@@ -133,14 +136,16 @@ def test_cue_grid_rules():
 def _main(capsys, *args: str) -> tuple[int, str, str]:
     """The CLI in-process; returns (exit code, stdout, stderr)."""
     try:
-        code = ev.main(list(args))
+        code = evaluate_main(list(args))
     except SystemExit as exc:
         code = exc.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
 
-def test_cli_writes_table_json_and_sweep(cache, mesm_checkpoint, tmp_path, capsys):
+def test_cli_writes_table_json_and_sweep_and_viz_draws_its_figures(cache, mesm_checkpoint, tmp_path, capsys):
+    from mesm_viz.evaluation_figures import main as figures_main
+
     out = tmp_path / "result.json"
     code, stdout, stderr = _main(capsys, "--checkpoint", str(mesm_checkpoint), "--data", str(cache), "--split", "test",
                                  "--out", str(out), "--top-p", "0.5,1.0", "--device", "cpu")
@@ -150,7 +155,29 @@ def test_cli_writes_table_json_and_sweep(cache, mesm_checkpoint, tmp_path, capsy
     assert data["evaluation"]["split"] == "test" and data["evaluation"]["n_samples"] == 5
     assert [row["top_p"] for row in data["sweep"]["rows"]] == [0.5, 1.0]
     assert data["cues"]["cell_rule"] == "majority"
+    assert not list(tmp_path.glob("*.html"))  # core draws nothing
+    assert figures_main([str(out)]) == 0
     assert (tmp_path / "result_topp.html").is_file() and (tmp_path / "result_cues.html").is_file()
+    assert figures_main([str(out), "--figure", str(tmp_path / "f.html"), "--cue-figure", str(tmp_path / "c.html")]) == 0
+    assert "plotly" in (tmp_path / "f.html").read_text() and "plotly" in (tmp_path / "c.html").read_text()
+
+
+def test_evaluation_json_reads_back_as_the_same_types(cache, mesm_checkpoint, tmp_path):
+    """The JSON is a typed contract: reading it back and writing it again gives the same file."""
+    report = ev.run_evaluation(mesm_checkpoint, cache, "test", top_ps=[0.3, 1.0], fe2e_checkpoint=mesm_checkpoint)
+    first = report.write(tmp_path / "a.json")
+    again = ev.read_evaluation(first)
+    assert again.write(tmp_path / "b.json").read_text() == first.read_text()
+    assert again.sweep.rows[1].report.average == pytest.approx(report.sweep.rows[1].report.average, nan_ok=True)
+    assert again.sweep.rows[0].report.classes == report.evaluation.report.classes
+    assert [r.kept_share for r in again.cues.rows] == pytest.approx([r.kept_share for r in report.cues.rows])
+    assert ev.format_evaluation(again) == ev.format_evaluation(report)
+
+
+@pytest.mark.parametrize("flag", ["--figure", "--cue-figure", "--plotlyjs"])
+def test_cli_points_figure_flags_to_mesm_viz(cache, mesm_checkpoint, tmp_path, capsys, flag):
+    code, _, err = _main(capsys, "--checkpoint", str(mesm_checkpoint), "--data", str(cache), flag, "x")
+    assert code == 2 and "mesm_viz.evaluation_figures" in err
 
 
 @pytest.mark.slow

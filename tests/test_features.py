@@ -24,7 +24,8 @@ from mesm_core.features.audio import (
     opensmile_available,
 )
 from mesm_core.features.cache import FeatureCache, FeatureCacheError, FeatureItem
-from mesm_core.features.dataset import FeatureDataset, collate_features, pos_weight
+from mesm_core.features.dataset import FeatureDataset, collate_features
+from mesm_core.training.optim import pos_weight_from_labels
 from mesm_core.features.text import ptb_tokenize
 from mesm_core.features.visual import (
     AU_NAMES,
@@ -276,7 +277,7 @@ def test_dataset_zscores_and_zeroes_faceless_frames(tmp_path):
     assert not faceless.visual_face[0] and not faceless.visual[0].any()
     raw = FeatureDataset(cache, "train", normalize=False)
     np.testing.assert_array_equal(raw[1].audio, cache.load(raw.ids[1]).audio)
-    assert pos_weight(train.labels()).tolist() == pytest.approx([2.0, 2.0, 2.0])
+    assert pos_weight_from_labels(train.labels()).tolist() == pytest.approx([2.0, 2.0, 2.0])
 
 
 def test_collate_pads_and_keeps_face_masks(tmp_path):

@@ -16,6 +16,7 @@ from mesm_core.types import Batch
 
 SMALL_PRESETS = ("fe2e_small", "mesm_small")
 PAPER_PRESETS = ("fe2e_iemocap", "mesm_iemocap", "fe2e_mosei", "mesm_mosei")
+BASELINE_PRESETS = ("lf_lstm", "lf_trans", "emoembs", "mult")
 
 
 def _attention_params(model):
@@ -48,7 +49,8 @@ def _check_grads(model, loss, expect_attention_grad=True):
 # --- presets ---------------------------------------------------------------------------------------
 
 def test_presets_registry():
-    assert set(mesm_core.list_presets()) == set(SMALL_PRESETS) | set(PAPER_PRESETS)
+    assert set(mesm_core.list_presets()) == set(SMALL_PRESETS) | set(PAPER_PRESETS) | set(BASELINE_PRESETS)
+    assert [p for p in mesm_core.list_presets() if mesm_core.get_preset(p).is_baseline] == sorted(BASELINE_PRESETS)
     cfg = mesm_core.get_preset("mesm_iemocap")
     assert isinstance(cfg, RunConfig) and cfg.preset == "mesm_iemocap"
     cfg.model.top_p = 0.1

@@ -8,11 +8,11 @@ Layout of ``CACHE/``::
                                     status ok|failed, error  (sharded runs: manifest.shard-I-of-N.jsonl)
     splits.json                     the split report (listed ids without data, data in no split)
 
-Records are written through ``mesm_core.io.atomic_write`` (temporary file + rename), so a record
-file is either complete or absent. A rerun verifies every finished record by reading it back
-(a half-written or corrupt file is redone, never trusted), retries failed utterances and skips
-the rest. Manifest lines of all shards are merged on read; the latest line per id wins, and a
-torn last line from a killed run is ignored.
+The records and manifests are an :class:`~mesm_core.item_store.ItemStore` (the feature cache uses
+the same): file naming, the merge rule of the manifests (all shards; the latest entry per id wins, a
+torn line from a killed run is ignored) and atomic, fsynced writes (a record file is complete or
+absent). A rerun verifies every finished record by reading it back (a half-written or corrupt file is
+redone, never trusted), retries failed utterances and skips the rest.
 """
 
 from __future__ import annotations
@@ -20,18 +20,18 @@ from __future__ import annotations
 import json
 import multiprocessing
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from mesm_core.config import DataConfig, to_dict
+from mesm_core.config import DataConfig, from_dict, to_dict
 from mesm_core.data.clip import ClipJob
 from mesm_core.data.errors import ClipError, CorruptRecordError, DataSourceError
 from mesm_core.data.faces import FaceDetector
-from mesm_core.io import atomic_write, stale_temp_files, to_jsonable
+from mesm_core.io import atomic_write, to_jsonable
+from mesm_core.item_store import ItemStore, manifest_name, write_arrays
 from mesm_core.types import ClipRecord
 
 CACHE_VERSION = 1
@@ -46,21 +46,17 @@ _RUNTIME_FIELDS = ("num_workers",)
 
 # --- records -----------------------------------------------------------------------------------
 
-def record_filename(clip_id: str) -> str:
-    """A file name for any id: safe characters kept (MOSEI ids with '-'/'_' stay readable), others %-escaped."""
-    name = urllib.parse.quote(clip_id, safe="-_.")
-    if name.startswith("."):
-        name = "%2E" + name[1:]
-    return name + ".npz"
+def record_store(cache_dir: str | Path) -> ItemStore:
+    """The records and manifests of a cache."""
+    return ItemStore(cache_dir, RECORDS_DIR)
 
 
 def record_path(cache_dir: str | Path, clip_id: str) -> Path:
-    return Path(cache_dir) / RECORDS_DIR / record_filename(clip_id)
-
+    return record_store(cache_dir).path(clip_id)
 
 
 def save_record(record: ClipRecord, path: str | Path) -> Path:
-    """Write ``record`` as a compressed .npz atomically (``mesm_core.io.atomic_write``). Arrays only."""
+    """Write ``record`` as a compressed .npz, atomically and fsynced (the item store's write). Arrays only."""
     path = Path(path)
     info = {
         "version": CACHE_VERSION,
@@ -86,8 +82,7 @@ def save_record(record: ClipRecord, path: str | Path) -> Path:
         arrays["face_cues"] = np.asarray(record.face_cues, bool)
     if record.mel_cues is not None:
         arrays["mel_cues"] = np.asarray(record.mel_cues, bool)
-    atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays), fsync=True)
-    return path
+    return write_arrays(path, arrays)
 
 
 def load_record(path: str | Path) -> ClipRecord:
@@ -143,35 +138,9 @@ def load_record(path: str | Path) -> ClipRecord:
 
 # --- manifest and cache info -------------------------------------------------------------------
 
-def manifest_name(shard: tuple[int, int] | None = None) -> str:
-    if shard is None:
-        return "manifest.jsonl"
-    index, count = shard
-    return f"manifest.shard-{index:03d}-of-{count:03d}.jsonl"
-
-
 def read_manifest(cache_dir: str | Path) -> dict[str, dict]:
-    """Merge ``manifest*.jsonl`` → {id: latest entry}. An ``ok`` entry beats a later ``failed`` one
-    only if it is newer; torn (unparseable) lines are ignored."""
-    entries: dict[str, dict] = {}
-    for path in sorted(Path(cache_dir).glob("manifest*.jsonl")):
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a killed run
-            if not isinstance(entry, dict) or "id" not in entry:
-                continue
-            previous = entries.get(entry["id"])
-            if previous is None or entry.get("time", 0) >= previous.get("time", 0):
-                entries[entry["id"]] = entry
-    return entries
-
-
-def append_manifest(path: Path, entry: dict) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(to_jsonable(entry), ensure_ascii=False) + "\n")
-        handle.flush()
+    """Merge ``manifest*.jsonl`` → {id: latest entry} (the item store's merge rule)."""
+    return record_store(cache_dir).entries()
 
 
 def read_cache_info(cache_dir: str | Path) -> dict:
@@ -241,7 +210,7 @@ def _entry(job: ClipJob, status: str, record: ClipRecord | None = None, error: s
         "labels": None if job.labels is None else [float(v) for v in np.asarray(job.labels).reshape(-1)],
         "status": status,
         "error": error,
-        "file": f"{RECORDS_DIR}/{record_filename(job.id)}",
+        "file": record_store(".").relative(job.id),
         "source": job.source,
         "time": time.time(),
         "seconds": round(seconds, 3),
@@ -258,8 +227,6 @@ def process_job(job: ClipJob, config: DataConfig, detector: FaceDetector, cache_
     """Run one job and write its record → manifest entry. Never raises for a bad clip."""
     started = time.perf_counter()
     path = record_path(cache_dir, job.id)
-    for stale in stale_temp_files(path):
-        stale.unlink(missing_ok=True)  # left by a killed run of this same job
     try:
         record = job.run(config, detector)
         if record.labels is None and job.labels is not None:
@@ -279,10 +246,8 @@ _WORKER: dict[str, Any] = {}
 def _init_worker(config_dict: dict, device: str, cache_dir: str) -> None:
     import torch
 
-    from mesm_core.config import _from_dict
-
     torch.set_num_threads(1)  # N processes × 1 thread each; MTCNN is built lazily per process
-    config = _from_dict(DataConfig, config_dict, "data")
+    config = from_dict(DataConfig, config_dict, "data")
     _WORKER.update(config=config, detector=FaceDetector.from_config(config, device=device),
                    cache_dir=Path(cache_dir))
 
@@ -334,9 +299,9 @@ def preprocess_jobs(jobs: Sequence[ClipJob], cache_dir: str | Path, config: Data
     selected = select_shard(jobs, shard)
     if limit is not None:
         selected = selected[:limit]
-    manifest_path = cache_dir / manifest_name(shard)
-    summary = PreprocessSummary(total=len(selected), manifest=str(manifest_path))
-    previous = read_manifest(cache_dir)
+    store = record_store(cache_dir)
+    summary = PreprocessSummary(total=len(selected), manifest=str(cache_dir / manifest_name(shard)))
+    previous = store.entries()
     todo: list[ClipJob] = []
     for job in selected:
         path = record_path(cache_dir, job.id)
@@ -346,7 +311,7 @@ def preprocess_jobs(jobs: Sequence[ClipJob], cache_dir: str | Path, config: Data
                 summary.already_done += 1
                 if entry is None or entry.get("status") != "ok" or entry.get("split") != job.split:
                     record = load_record(path)
-                    append_manifest(manifest_path, _entry(job, "ok", record, chunk_frames=config.chunk_frames))
+                    store.append(_entry(job, "ok", record, chunk_frames=config.chunk_frames), shard)
                 continue
             summary.redone_corrupt.append(job.id)
             path.unlink(missing_ok=True)
@@ -355,7 +320,7 @@ def preprocess_jobs(jobs: Sequence[ClipJob], cache_dir: str | Path, config: Data
     bar = tqdm(total=len(todo), desc=f"preprocess {dataset}".strip(), unit="clip", disable=not progress)
 
     def consume(entry: dict) -> None:
-        append_manifest(manifest_path, entry)
+        store.append(entry, shard)
         if entry["status"] == "ok":
             summary.processed += 1
         else:
@@ -392,6 +357,6 @@ def iter_records(cache_dir: str | Path, split: str | None = None) -> Iterable[Cl
         yield load_record(Path(cache_dir) / entry["file"])
 
 
-__all__ = ["CACHE_VERSION", "record_filename", "record_path", "save_record", "load_record", "manifest_name",
+__all__ = ["CACHE_VERSION", "record_store", "record_path", "save_record", "load_record",
            "read_manifest", "read_cache_info", "write_cache_info", "select_shard", "parse_shard", "process_job",
            "PreprocessSummary", "preprocess_jobs", "cache_entries", "iter_records"]

@@ -6,22 +6,21 @@ Layout of a cache directory::
                       classes, where the features came from
     items/<id>.npz    text (L_t, D_t), audio (L_a, D_a), visual (L_v, D_v) float32,
                       visual_face (L_v,) bool, labels (C,) float32 (absent when unlabelled)
-    manifest.jsonl    one line per attempt: {"id", "split", "status": "ok"|"failed", ...}; the last
-                      line of an id wins, so a resumed build retries failures and skips finished items
+    manifest.jsonl    one line per attempt: {"id", "split", "status": "ok"|"failed", "file", "time", ...}; the
+                      latest entry of an id wins, so a resumed build retries failures and skips finished items
     stats.json        per-dimension mean/std of each modality over the TRAIN split (z-scoring);
                       visual statistics use frames with a face only
     report.json       counts per split and the failures (id, reason)
 
 Every sequence has at least one step; frames without a face are zero rows with ``visual_face``
-False, never dropped. Writes are atomic (temporary file + rename), so an interrupted build can be
-resumed with the same command.
+False, never dropped. ``items/`` and the manifests are an :class:`~mesm_core.item_store.ItemStore`, as
+in the clip cache: the same file naming, merge rule and atomic, fsynced writes, so an interrupted build
+can be resumed with the same command.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 from mesm_core.config import MODALITIES
 from mesm_core.errors import InputError
 from mesm_core.io import atomic_write
+from mesm_core.item_store import ItemStore
 
 __all__ = ["FEATURE_CACHE_FORMAT", "FEATURE_CACHE_VERSION", "FeatureItem", "FeatureCache", "FeatureCacheError",
            "NormStats", "compute_stats"]
@@ -74,14 +74,6 @@ class FeatureItem:
             raise FeatureCacheError(
                 f"item {self.id!r}: visual_face {self.visual_face.shape} does not match {self.visual.shape[0]} frames"
             )
-
-
-def _safe_name(item_id: str) -> str:
-    """A file name for ``item_id``; ids that needed escaping get a hash suffix so they cannot collide."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", item_id)
-    if safe != item_id or safe.startswith("."):
-        safe = f"{safe}-{hashlib.sha1(item_id.encode('utf-8')).hexdigest()[:10]}"
-    return safe
 
 
 @dataclass
@@ -152,6 +144,7 @@ class FeatureCache:
         if self.info.get("version") != FEATURE_CACHE_VERSION:
             raise FeatureCacheError(f"{info_path}: cache version {self.info.get('version')!r}; this code reads "
                                     f"version {FEATURE_CACHE_VERSION}")
+        self._store = ItemStore(self.root, "items")
         self._entries: dict[str, dict] | None = None
 
     # --- creation -----------------------------------------------------------------------------
@@ -177,8 +170,8 @@ class FeatureCache:
                     )
             return existing
         if overwrite and root.exists():
-            for name in ("manifest.jsonl", "stats.json", "report.json"):
-                (root / name).unlink(missing_ok=True)
+            for old in [*root.glob("manifest*.jsonl"), root / "stats.json", root / "report.json"]:
+                old.unlink(missing_ok=True)
             for old in (root / "items").glob("*.npz") if (root / "items").is_dir() else []:
                 old.unlink()
         (root / "items").mkdir(parents=True, exist_ok=True)
@@ -187,8 +180,7 @@ class FeatureCache:
         return cls(root)
 
     def _append_manifest(self, entry: dict) -> None:
-        with open(self.root / "manifest.jsonl", "a") as handle:
-            handle.write(json.dumps(entry) + "\n")
+        entry = self._store.append(entry)
         if self._entries is not None:
             self._entries[entry["id"]] = entry
 
@@ -199,10 +191,8 @@ class FeatureCache:
         arrays["visual_face"] = item.visual_face.astype(bool)
         if item.labels is not None:
             arrays["labels"] = np.asarray(item.labels, np.float32)
-        file_name = f"{_safe_name(item.id)}.npz"
-        atomic_write(self.root / "items" / file_name, lambda handle: np.savez_compressed(handle, **arrays))
         self._append_manifest({
-            "id": item.id, "split": item.split, "status": "ok", "file": file_name,
+            "id": item.id, "split": item.split, "status": "ok", "file": self._store.write(item.id, arrays),
             "lengths": [int(arrays[m].shape[0]) for m in MODALITIES],
             "faces": int(arrays["visual_face"].sum()), "meta": item.meta,
         })
@@ -235,21 +225,9 @@ class FeatureCache:
         return tuple(self.info.get("classes", ()))
 
     def entries(self) -> dict[str, dict]:
-        """id → the last manifest entry of that id."""
+        """id → the winning manifest entry of that id (the item store's merge rule)."""
         if self._entries is None:
-            entries: dict[str, dict] = {}
-            path = self.root / "manifest.jsonl"
-            if path.is_file():
-                for number, line in enumerate(path.read_text().splitlines(), 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        entry = json.loads(line)
-                    except json.JSONDecodeError:
-                        # A line cut by an interrupted write; the item will be redone on resume.
-                        continue
-                    entries[entry["id"]] = entry
-            self._entries = entries
+            self._entries = self._store.entries()
         return self._entries
 
     def done_ids(self) -> set[str]:
@@ -266,7 +244,7 @@ class FeatureCache:
         entry = self.entries().get(item_id)
         if entry is None or entry["status"] != "ok":
             raise FeatureCacheError(f"{self.root}: no stored item {item_id!r}")
-        path = self.root / "items" / entry["file"]
+        path = self._store.resolve(entry["file"])
         try:
             with np.load(path, allow_pickle=False) as data:
                 item = FeatureItem(

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from mesm_core.config import MODALITIES
-from mesm_core.features.cache import FeatureCache, FeatureItem, NormStats
+from mesm_core.features.cache import FeatureCache, FeatureCacheError, FeatureItem, NormStats
 from mesm_core.models.baselines.common import FeatureBatch
 
-__all__ = ["FeatureDataset", "collate_features", "make_feature_loader", "pos_weight"]
+__all__ = ["FeatureDataset", "collate_features"]
 
 
 class FeatureDataset(Dataset):
@@ -29,7 +29,7 @@ class FeatureDataset(Dataset):
         self.split = split
         self.ids = self.cache.ids(split)
         if not self.ids:
-            raise ValueError(f"{self.cache.root}: split {split!r} has no items (splits: {self.cache.splits()})")
+            raise FeatureCacheError(f"{self.cache.root}: split {split!r} has no items (splits: {self.cache.splits()})")
         self.stats: NormStats | None = self.cache.stats() if normalize else None
         self.max_steps = max_steps
         self._items = [self._prepare(self.cache.load(i)) for i in self.ids] if preload else None
@@ -61,7 +61,7 @@ class FeatureDataset(Dataset):
         for i in range(len(self)):
             labels = self[i].labels
             if labels is None:
-                raise ValueError(f"{self.cache.root}: item {self.ids[i]!r} has no labels")
+                raise FeatureCacheError(f"{self.cache.root}: item {self.ids[i]!r} has no labels")
             rows.append(labels)
         return np.stack(rows).astype(np.float32)
 
@@ -88,18 +88,3 @@ def collate_features(items: list[FeatureItem]) -> FeatureBatch:
     if all(item.labels is not None for item in items):
         labels = torch.from_numpy(np.stack([item.labels for item in items]).astype(np.float32))
     return FeatureBatch(**tensors, visual_face=face, labels=labels, ids=[item.id for item in items])
-
-
-def make_feature_loader(dataset: FeatureDataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate_features,
-                      generator=generator, num_workers=0)
-
-
-def pos_weight(labels: np.ndarray) -> torch.Tensor:
-    """BCE ``pos_weight`` = negatives / positives per class (train split); 1 where a class has no positive."""
-    labels = np.asarray(labels, np.float64)
-    positives = labels.sum(axis=0)
-    negatives = labels.shape[0] - positives
-    weight = np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0)
-    return torch.tensor(weight, dtype=torch.float32)

@@ -38,7 +38,9 @@ def resolve_model_config(preset_or_config: str | RunConfig | ModelConfig, **over
 
 
 def build_model(config: ModelConfig, text_pretrained: bool = True) -> nn.Module:
-    """FE2E or MESM for ``config.arch`` (the config object is kept as ``model.config``)."""
+    """FE2E or MESM for ``config.arch`` (the config object is kept as ``model.config``). Raises ``ConfigError``
+    (a ValueError) for an invalid config (:meth:`ModelConfig.validate`)."""
+    config.validate()
     if config.arch == "fe2e":
         from mesm_core.models.fe2e import FE2E
 

@@ -133,21 +133,7 @@ class MESM(MultimodalModel):
     arch = "mesm"
 
     def __init__(self, config: ModelConfig, text_pretrained: bool = True) -> None:
-        if config.n_sparse_blocks < 1:
-            raise ValueError("MESM needs n_sparse_blocks >= 1")
-        if "text" not in config.modalities:
-            # The transcript is the query of every attention layer; the reference raises here too.
-            raise ValueError(f"MESM needs the text modality (its attention is queried by the transcript); "
-                             f"got modalities {tuple(config.modalities)}. Use FE2E for audio/visual-only models")
-        if config.attention_mode not in ("trained", "straight_through", "reference"):
-            raise ValueError(
-                f"attention_mode must be 'trained', 'straight_through' or 'reference', got {config.attention_mode!r}"
-            )
-        if config.reference_block1_bug and config.attention_mode != "reference":
-            raise ValueError("reference_block1_bug=True needs attention_mode='reference'")
-        check_top_p(config.top_p)
-        if not 0.0 <= config.min_keep_fraction <= 1.0:
-            raise ValueError(f"min_keep_fraction must be in [0, 1], got {config.min_keep_fraction}")
+        config.validate()  # choices and ranges, the text modality, the reference-bug rule (ModelConfig)
         super().__init__(config, text_pretrained=text_pretrained, n_sparse_blocks=config.n_sparse_blocks)
         first_sparse = len(config.block_channels) - config.n_sparse_blocks
         channels = tuple(config.block_channels[first_sparse:])

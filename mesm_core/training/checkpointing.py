@@ -1,4 +1,5 @@
-"""The trainer's bridge to the model factory and the checkpoint format (``mesm_core.checkpoint``).
+"""How the trainer saves RUN/last and RUN/best in the checkpoint format (``mesm_core.checkpoint``), the same for
+every model family; it reads them back with ``load_weights_into`` / ``read_checkpoint_info`` directly.
 
 ``RUN/last`` and ``RUN/best`` are ordinary model checkpoints (``model.safetensors`` + ``config.json``,
 loadable by ``load_checkpoint``/``predict``); ``best``'s config.json also records the per-class
@@ -13,13 +14,6 @@ from typing import Any
 from torch import nn
 
 from mesm_core.config import RunConfig
-
-
-def build_model(cfg: RunConfig, text_pretrained: bool = True) -> nn.Module:
-    """A fresh model for ``cfg.model`` (the preset's model config after overrides)."""
-    from mesm_core.models.factory import create_model
-
-    return create_model(cfg.model, text_pretrained=text_pretrained)
 
 
 def save_model(
@@ -41,18 +35,3 @@ def save_model(
             summary["epoch"] = metrics["epoch"]
         metadata["validation"] = metrics
     save_checkpoint(model, directory, run_config=cfg, thresholds=thresholds, metrics=summary, **metadata)
-
-
-def load_weights(model: nn.Module, directory: Path) -> None:
-    """Load ``directory/model.safetensors`` into ``model`` in place (same architecture); see
-    :func:`mesm_core.checkpoint.load_weights_into`. Raises ``CheckpointError``."""
-    from mesm_core.checkpoint import load_weights_into
-
-    load_weights_into(model, directory)
-
-
-def read_thresholds(directory: Path) -> list[float] | None:
-    """Per-class thresholds recorded in a checkpoint's config.json, in class order (None when absent)."""
-    from mesm_core.checkpoint import read_checkpoint_info
-
-    return read_checkpoint_info(directory).thresholds

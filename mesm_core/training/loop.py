@@ -1,5 +1,11 @@
-"""The training loop: epochs, validation with tuned thresholds, early stopping, checkpoints, resume,
-signals, DDP. ``mesm_core.train`` is the CLI over :func:`run_training`."""
+"""The training loop of every model family: epochs, validation with tuned thresholds, early stopping,
+checkpoints, resume, signals, DDP. ``mesm_core.train`` is the CLI over :func:`run_training`.
+
+What differs between FE2E/MESM and the two-phase baselines (the data directory, the batch, the model
+builder) comes from the run's :class:`~mesm_core.families.ModelFamily`; the forward inputs of a training
+step (MESM's scheduled p and saliency target) from :func:`~mesm_core.training.selection.step_inputs`.
+Everything else (seeding, pos_weight, thresholds, checkpoints, the run log, resume) is one implementation.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,6 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,21 +23,25 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from mesm_core.checkpoint import load_weights_into, read_checkpoint_info
 from mesm_core.config import RunConfig, to_dict
-from mesm_core.metrics import MetricsReport, choose_thresholds, compute_metrics
-from mesm_core.training import checkpointing
-from mesm_core.training.distributed import (
+from mesm_core.distributed import (
     DistInfo,
     all_gather_objects,
     barrier,
     cleanup_distributed,
     init_distributed,
 )
+from mesm_core.errors import InputError
+from mesm_core.evaluation.collector import SplitPredictions, autocast_context, collect_predictions
+from mesm_core.families import DataDirError, family_of
+from mesm_core.io import write_json
+from mesm_core.metrics import MetricsReport, choose_thresholds, compute_metrics
+from mesm_core.training import checkpointing
 from mesm_core.training.log import RunLogger
 from mesm_core.training.optim import build_optimizer, build_scheduler, current_lrs, pos_weight_from_labels
-from mesm_core.training.predictions import SplitPredictions, autocast_context, collect_predictions
 from mesm_core.training.sampler import EpochSampler
-from mesm_core.training.selection import saliency_at, selection_losses, top_p_at
+from mesm_core.training.selection import selection_losses, step_inputs
 from mesm_core.training.state import (
     LoopState,
     atomic_directory,
@@ -51,17 +60,21 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN/inf; no checkpoint was written for the failing epoch."""
 
 
+class NothingToResumeError(InputError, FileNotFoundError):
+    """``resume`` was asked of a run directory without ``last/training_state.pt``."""
+
+
 @dataclass
 class TrainOptions:
     """Everything about a run that is not part of the RunConfig (where, on what, how long)."""
 
     run_dir: Path
-    cache_dir: Path
+    cache_dir: Path  # the data directory: a preprocessed clip cache (FE2E/MESM) or a feature cache (baselines)
     device: str = "auto"
     resume: bool = False
     max_steps: int | None = None  # total optimizer steps for this run (smoke tests); cuts the epoch short
     num_workers: int | None = None  # None: cfg.data.num_workers
-    text_pretrained: bool = True
+    text_pretrained: bool = True  # False: random text weights / no GloVe label vectors (offline tests)
     progress: bool = True
     tensorboard: bool = True
     evaluate_test: bool = True  # evaluate `best` on the test split (if the cache has one) at the end
@@ -103,13 +116,6 @@ def _split_labels(dataset: Any) -> np.ndarray:
     return np.asarray(labels, dtype=np.float32)
 
 
-def _cache_dataset_name(cache: Path) -> str | None:
-    try:
-        return json.loads((Path(cache) / "cache.json").read_text()).get("dataset")
-    except (OSError, ValueError):
-        return None
-
-
 def _split_ids(dataset: Any) -> list[str]:
     ids = getattr(dataset, "ids", None)
     if callable(ids):
@@ -123,9 +129,8 @@ class Trainer:
     """One training run. Build with :func:`run_training`; tests may drive it directly."""
 
     def __init__(self, cfg: RunConfig, options: TrainOptions, dist_info: DistInfo) -> None:
-        from mesm_core.data import CacheDataset, collate
-
         self.cfg = cfg
+        self.family = family = family_of(cfg)
         self.options = options
         self.dist = dist_info
         self.device = dist_info.device
@@ -135,7 +140,7 @@ class Trainer:
         self.is_main = dist_info.is_main
 
         seed_everything(cfg.train.seed)
-        self.model = checkpointing.build_model(cfg, text_pretrained=options.text_pretrained)
+        self.model = family.build_model(cfg.model, pretrained=options.text_pretrained)
         if cfg.train.init_from and not options.resume:
             from mesm_core.models.warm_start import warm_start
 
@@ -152,26 +157,22 @@ class Trainer:
         if dist_info.enabled:
             # Same initial weights everywhere (DDP also broadcasts them), different dropout per rank.
             torch.manual_seed(cfg.train.seed + 1000 * dist_info.rank)
-        self.tokenizer = self.model.tokenizer
         self.classes = tuple(cfg.model.classes)
 
         cache = Path(options.cache_dir)
-        self.datasets = {
-            "train": CacheDataset(cache, "train", classes=self.classes),
-            "valid": CacheDataset(cache, "valid", classes=self.classes),
-        }
+        self.datasets = {split: family.dataset(cache, split, cfg.model) for split in ("train", "valid")}
         try:
-            self.datasets["test"] = CacheDataset(cache, "test", classes=self.classes)
-        except (FileNotFoundError, ValueError):  # no test split (DataSourceError is a ValueError)
+            self.datasets["test"] = family.dataset(cache, "test", cfg.model)
+        except (InputError, FileNotFoundError):  # no test split
             pass
         for split in ("train", "valid"):
             if len(self.datasets[split]) == 0:
-                raise ValueError(f"{cache}: the {split} split is empty")
+                raise DataDirError(f"{cache}: the {split} split is empty")
         self.valid_ids = _split_ids(self.datasets["valid"])
-        self.dataset_name = _cache_dataset_name(cache)
+        self.dataset_name = family.dataset_name(cache)
         train_labels = _split_labels(self.datasets["train"])
         if train_labels.shape[1] != len(self.classes):
-            raise ValueError(
+            raise DataDirError(
                 f"{cache}: labels have {train_labels.shape[1]} classes but the model has {len(self.classes)} "
                 f"({', '.join(self.classes)})"
             )
@@ -179,11 +180,7 @@ class Trainer:
         self.criterion = nn.BCEWithLogitsLoss(pos_weight=self.pos_weight)
 
         workers = cfg.data.num_workers if options.num_workers is None else options.num_workers
-        chunk_frames = int(self.datasets["train"].data_config.get("chunk_frames", cfg.model.chunk_frames))
-        if chunk_frames != cfg.model.chunk_frames:
-            raise ValueError(f"{cache}: the cache was made with {chunk_frames}-frame mel chunks but the model expects "
-                             f"{cfg.model.chunk_frames}")
-        collate_fn = partial(collate, tokenizer=self.tokenizer, chunk_frames=chunk_frames)
+        collate_fn = family.collate_fn(self.model, self.datasets["train"])
         self.train_sampler = EpochSampler(
             len(self.datasets["train"]), shuffle=True, seed=cfg.train.seed, rank=dist_info.rank,
             world_size=dist_info.world_size, pad=True, batch_size=cfg.train.batch_size,
@@ -217,6 +214,8 @@ class Trainer:
             )
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
+        # cosine is stepped after every optimizer step; ReduceLROnPlateau once an epoch, on the validation loss
+        self.scheduler_per_step = cfg.train.scheduler == "cosine"
         self.use_amp = bool(cfg.train.amp and self.device.type == "cuda")
         if cfg.train.amp and not self.use_amp and dist_info.is_main:
             print("note: train.amp is ignored on the CPU (autocast is used on CUDA only)", flush=True)
@@ -230,7 +229,7 @@ class Trainer:
     # --- persistence ------------------------------------------------------------------------------
 
     def resume_from(self, directory: Path) -> None:
-        checkpointing.load_weights(self.model, directory)
+        load_weights_into(self.model, directory)
         payload = load_training_state(directory, map_location=self.device)
         self.optimizer.load_state_dict(payload["optimizer"])
         if self.scheduler is not None and payload["scheduler"] is not None:
@@ -272,9 +271,9 @@ class Trainer:
         batch = batch.to(self.device)
         if batch.labels is None:
             raise ValueError("a training batch has no labels")
-        top_p = top_p_at(self.cfg, self.state.global_step, self.steps_per_epoch) if self.cfg.model.arch == "mesm" else None
+        inputs = step_inputs(self.cfg, self.state.global_step, self.steps_per_epoch)
         with autocast_context(self.device, self.use_amp, self.amp_dtype):
-            output = self.train_model(batch, top_p=top_p, saliency=saliency_at(self.cfg, top_p))
+            output = self.train_model(batch, **inputs)
             teacher_logits = None
             if self.teacher is not None:
                 with torch.no_grad():
@@ -284,7 +283,7 @@ class Trainer:
         loss = task_loss + sum(aux.values()) if aux else task_loss
         for name, value in aux.items():
             self.state.epoch_aux_sums[name] = self.state.epoch_aux_sums.get(name, 0.0) + float(value.detach())
-        self.state.epoch_top_p = top_p
+        self.state.epoch_top_p = inputs.get("top_p")
         bad = not bool(torch.isfinite(loss.detach()))
         if _any_rank_flag(self.dist, bad):
             raise NonFiniteLossError(
@@ -311,7 +310,7 @@ class Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
-        if self.scheduler is not None:
+        if self.scheduler is not None and self.scheduler_per_step:
             self.scheduler.step()
         return float(loss.detach())
 
@@ -350,7 +349,7 @@ class Trainer:
         order = self.valid_ids if split == "valid" else _split_ids(self.datasets[split])
         predictions = collect_predictions(
             self.model, self.eval_loaders[split], self.device, amp=self.use_amp, amp_dtype=self.amp_dtype,
-            dist_info=self.dist, order=order,
+            dist_info=self.dist, order=order, criterion=self.criterion,
         )
         if thresholds is None:
             if split != "valid":
@@ -385,10 +384,13 @@ class Trainer:
                 self.save_best(valid_report, state.epoch)
             else:
                 state.epochs_without_improvement += 1
+            if self.scheduler is not None and not self.scheduler_per_step:
+                self.scheduler.step(valid_predictions.loss)
             record = {
                 "epoch": state.epoch + 1,
                 "step": state.global_step,
                 "train_loss": train_loss,
+                "valid_loss": valid_predictions.loss,
                 # gradient norm before clipping (after unscaling with fp16 AMP), mean and max over the epoch
                 "grad_norm_mean": state.epoch_grad_norm_sum / max(1, state.batch_in_epoch),
                 "grad_norm_max": state.epoch_grad_norm_max,
@@ -438,18 +440,20 @@ class Trainer:
 
     def _evaluate_best_on_test(self) -> MetricsReport:
         best = self.run_dir / "best"
-        checkpointing.load_weights(self.model, best)
-        thresholds = checkpointing.read_thresholds(best)
+        load_weights_into(self.model, best)
+        thresholds = read_checkpoint_info(best).thresholds
         report, predictions = self.evaluate("test", thresholds=thresholds)
         if self.is_main:
             payload = {
                 "split": "test",
                 "checkpoint": str(best),
                 "thresholds_from": "validation (best epoch)",
+                "best_epoch": self.state.best_epoch + 1,
+                "parameters": sum(p.numel() for p in self.model.parameters()),
                 "flops_per_utterance": predictions.flops_per_utterance,
                 **report.to_dict(),
             }
-            (self.run_dir / "test_metrics.json").write_text(json.dumps(payload, indent=2) + "\n")
+            write_json(self.run_dir / "test_metrics.json", payload)
             if self.options.progress:
                 print("test split, best checkpoint, validation thresholds:\n" + report.format_table(), flush=True)
         return report
@@ -468,7 +472,7 @@ class Trainer:
 def _any_rank_flag(info: DistInfo, flag: bool) -> bool:
     if not info.enabled:
         return flag
-    from mesm_core.training.distributed import any_rank
+    from mesm_core.distributed import any_rank
 
     return any_rank(info, flag)
 
@@ -511,7 +515,7 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, cache_dir: Path, dist_info: D
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
-        (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+        write_json(run_dir / "config.json", to_dict(cfg))
     info = {
         "cache_dir": str(Path(cache_dir).resolve()),
         "world_size": dist_info.world_size,
@@ -523,17 +527,23 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig, cache_dir: Path, dist_info: D
     history_path = run_dir / "run.json"
     runs = json.loads(history_path.read_text())["runs"] if history_path.is_file() else []
     runs.append(info)
-    history_path.write_text(json.dumps({"cache_dir": info["cache_dir"], "runs": runs}, indent=2) + "\n")
+    write_json(history_path, {"cache_dir": info["cache_dir"], "runs": runs})
 
 
 def run_training(cfg: RunConfig, options: TrainOptions, dist_info: DistInfo | None = None) -> TrainResult:
-    """Train one run (single process or one torchrun rank). Joins/leaves the process group itself
-    when ``dist_info`` is None."""
+    """Train one run of any model family (single process or one torchrun rank) on ``options.cache_dir``, the
+    family's kind of data directory. The data-dependent config fields are filled first (the baselines'
+    feature sizes and classes), so RUN/config.json is the resolved config. Joins/leaves the process group
+    itself when ``dist_info`` is None."""
     own_group = dist_info is None
     dist_info = dist_info or init_distributed(options.device)
     try:
         if options.resume and find_resumable(Path(options.run_dir)) is None:
-            raise FileNotFoundError(f"{options.run_dir}: nothing to resume (no last/training_state.pt)")
+            raise NothingToResumeError(f"{options.run_dir}: nothing to resume (no last/training_state.pt)")
+        family = family_of(cfg)
+        family.check_data(options.cache_dir)
+        family.configure(cfg, options.cache_dir)
+        cfg.validate()
         prepare_run_dir(Path(options.run_dir), cfg, options.cache_dir, dist_info, options.resume)
         barrier(dist_info)
         trainer = Trainer(cfg, options, dist_info)
@@ -557,6 +567,7 @@ __all__ = [
     "EXIT_INTERRUPTED_SIGINT",
     "EXIT_INTERRUPTED_SIGTERM",
     "NonFiniteLossError",
+    "NothingToResumeError",
     "TrainOptions",
     "TrainResult",
     "Trainer",

@@ -16,7 +16,7 @@ from mesm_core.config import RunConfig
 from mesm_core.models.keep_gate import SaliencyTarget
 from mesm_core.types import ModelOutput
 
-__all__ = ["top_p_at", "saliency_at", "keep_band_penalty", "distillation_loss", "selection_losses"]
+__all__ = ["top_p_at", "saliency_at", "step_inputs", "keep_band_penalty", "distillation_loss", "selection_losses"]
 
 
 def top_p_at(cfg: RunConfig, step: int, steps_per_epoch: int) -> float:
@@ -45,6 +45,15 @@ def saliency_at(cfg: RunConfig, top_p: float | None) -> SaliencyTarget | None:
     if train.saliency_at == "dense" and top_p < 1.0:
         return None
     return SaliencyTarget(train.saliency_weight, train.saliency_power)
+
+
+def step_inputs(cfg: RunConfig, step: int, steps_per_epoch: int) -> dict:
+    """The keyword arguments of the model's forward on training step ``step``: MESM's scheduled p and saliency
+    target; FE2E ``top_p=None, saliency=None``; nothing for a two-phase baseline (it has no selection)."""
+    if cfg.is_baseline:
+        return {}
+    top_p = top_p_at(cfg, step, steps_per_epoch) if cfg.model.arch == "mesm" else None
+    return {"top_p": top_p, "saliency": saliency_at(cfg, top_p)}
 
 
 def _top_mass(probs: torch.Tensor, active: torch.Tensor, fraction: float) -> torch.Tensor:

@@ -42,7 +42,7 @@ def make_tiny_cache(
     import time
 
     from mesm_core.config import DataConfig
-    from mesm_core.data.cache import append_manifest, record_path, save_record, write_cache_info
+    from mesm_core.data.cache import record_path, record_store, save_record, write_cache_info
     from mesm_core.types import ClipRecord
 
     sizes = sizes or {"train": 8, "valid": 6, "test": 6}
@@ -82,9 +82,42 @@ def make_tiny_cache(
     for split, records in records_by_split.items():
         for record in records:
             path = save_record(record, record_path(cache, record.id))
-            append_manifest(cache / "manifest.jsonl", {
+            record_store(cache).append({
                 "id": record.id, "split": split, "labels": record.labels.tolist(), "status": "ok",
                 "file": str(path.relative_to(cache)), "time": time.time(), "n_frames": len(record.faces),
                 "n_chunks": -(-record.mel.shape[1] // 32),
             })
     return cache
+
+
+BASELINE_CLASSES = ("ang", "exc", "fru", "hap", "neu", "sad")
+# Narrow baselines (a few thousand weights) for the feature-cache runs.
+TINY_BASELINE_OVERRIDES = ["model.trans_ff=16", "model.trans_layers=1", "model.mult_dim=10", "model.mult_heads=2",
+                           "model.mult_layers=1", "model.emo_hidden=[50,8,4]", "train.batch_size=8"]
+
+
+def make_feature_cache(root: Path, sizes: dict[str, int] | None = None, seed: int = 0) -> Path:
+    """A 50/84/35-d feature cache with a learnable class signal (class i % 6 shifts dimension c of every
+    modality), split train/valid/test, written through the feature cache's own writer."""
+    from mesm_core.features.byof import import_items
+    from mesm_core.features.cache import FeatureItem
+
+    sizes = sizes or {"train": 36, "valid": 12, "test": 12}
+    rng = np.random.default_rng(seed)
+
+    def items():
+        for split, n in sizes.items():
+            for i in range(n):
+                c = i % 6
+                lengths = rng.integers(2, 7, 3)
+                text = rng.normal(size=(lengths[0], 50)).astype(np.float32)
+                text[:, c] += 2.0
+                audio = rng.normal(size=(lengths[1], 84)).astype(np.float32)
+                audio[:, c] += 2.0
+                visual = rng.normal(size=(lengths[2], 35)).astype(np.float32)
+                face = np.ones(lengths[2], bool)
+                face[0] = i % 4 != 0
+                visual[~face] = 0
+                yield FeatureItem(f"{split}{i}", split, text, audio, visual, face, np.eye(6, dtype=np.float32)[c])
+
+    return import_items(items(), root / "features", BASELINE_CLASSES, {"text": "t", "audio": "a", "visual": "v"}).root

@@ -1,4 +1,4 @@
-"""Process-group helpers for single-process and ``torchrun`` (DDP) training.
+"""Process-group helpers for single-process and ``torchrun`` (DDP) runs (training, and the prediction collector).
 
 ``torchrun`` sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; when they are present
 :func:`init_distributed` joins the group (gloo on CPU, nccl on CUDA). Everything here is a no-op in a
