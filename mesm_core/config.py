@@ -156,6 +156,7 @@ class ModelConfig(_Section):
             out.append("model.reference_block1_bug=true needs model.attention_mode=reference")
         out += self._check(0.0 < self.top_p <= 1.0, "top_p", "be in (0, 1]")
         out += self._check(0.0 <= self.min_keep_fraction <= 1.0, "min_keep_fraction", "be in [0, 1]")
+        out += self._check(self.attention_hidden >= 0, "attention_hidden", "be >= 0 (0: the block's input channels)")
         return out
 
 
