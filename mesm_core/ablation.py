@@ -31,12 +31,12 @@ __all__ = ["Variant", "VARIANTS", "summarise", "format_markdown", "main"]
 # the rows do not depend on the preset's defaults; each variant then adds its own overrides.
 COMMON = ("train.batch_size=8", "train.scheduler=cosine", "train.early_stop=0", "train.clip_grad_norm=1.0",
           "model.attention_mode=straight_through", "model.attention_scorer=cell", "model.attention_smoothing=0",
-          "model.min_keep_fraction=0", "train.saliency_weight=0", "train.dense_step_every=0",
+          "model.min_keep_audio=0", "model.min_keep_visual=0", "train.saliency_weight=0", "train.dense_step_every=0",
           "train.top_p_warmup_epochs=0", "train.top_p_anneal_epochs=0", "train.attention_lr_factor=1",
           "train.distill_weight=0")
 WARM = ("train.lr=0.0003",)
 SALIENCY = ("train.saliency_weight=1.0", "train.saliency_power=1.0", "train.dense_step_every=2")
-FLOOR = ("model.min_keep_fraction=0.4",)
+FLOOR = ("model.min_keep_audio=0.2", "model.min_keep_visual=0.6")
 CONTEXT = ("model.attention_scorer=context",)
 RECIPE = (*CONTEXT, *FLOOR, *SALIENCY, "train.attention_lr_factor=3")
 
@@ -62,11 +62,11 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("warm+gate", "warm start, straight-through keep gate (1)", WARM, True, 3),
     Variant("warm+gate+saliency", "warm start, gate, saliency target on dense steps", (*WARM, *SALIENCY), True, 3),
     Variant("warm+gate+distill", "warm start, gate, distillation from FE2E (3)", WARM, True, 3, distill=True),
-    Variant("warm+gate+floor", "warm start, gate, keep floor 0.4 (4)", (*WARM, *FLOOR), True, 3),
+    Variant("warm+gate+floor", "warm start, gate, keep floors 0.2 audio / 0.6 faces (4)", (*WARM, *FLOOR), True, 3),
     Variant("warm+gate+context", "warm start, gate, context scorer (5)", (*WARM, *CONTEXT), True, 3),
     Variant("warm+gate+smooth", "warm start, gate, 3×3 score smoothing (5)", (*WARM, "model.attention_smoothing=3"),
             True, 3),
-    Variant("best", "warm start, gate, context scorer, keep floor 0.4, saliency on dense steps, attention lr × 3 "
+    Variant("best", "warm start, gate, context scorer, keep floors 0.2 / 0.6, saliency on dense steps, attention lr × 3 "
             "(the demo recipe)", (*WARM, *RECIPE), True, 3),
 )
 

@@ -131,9 +131,11 @@ class ModelConfig(_Section):
     attention_hidden: int = 0
     # Average scores over k×k windows of active cells before the softmax (0 = off; odd k >= 3).
     attention_smoothing: int = 0
-    # Keep floor in the selection rule (not in the paper): the nucleus also keeps the ⌈ρ·N⌉ most attended active
-    # cells of every frame (0 = the paper's rule).
-    min_keep_fraction: float = 0.0
+    # Keep floor in the selection rule (not in the paper), per modality: the nucleus also keeps the ⌈ρ·N⌉ most
+    # attended active cells of every frame (0 = the paper's rule). Faces are cheaper per frame than mel chunks,
+    # so a selection recipe can keep more of them.
+    min_keep_audio: float = 0.0
+    min_keep_visual: float = 0.0
     # Temperature T of the straight-through keep gate's surrogate (training only; no effect on the forward pass).
     keep_temperature: float = 1.0
     modalities: tuple[str, ...] = MODALITIES
@@ -155,7 +157,8 @@ class ModelConfig(_Section):
         if self.reference_block1_bug and self.attention_mode != "reference":
             out.append("model.reference_block1_bug=true needs model.attention_mode=reference")
         out += self._check(0.0 < self.top_p <= 1.0, "top_p", "be in (0, 1]")
-        out += self._check(0.0 <= self.min_keep_fraction <= 1.0, "min_keep_fraction", "be in [0, 1]")
+        for name in ("min_keep_audio", "min_keep_visual"):
+            out += self._check(0.0 <= getattr(self, name) <= 1.0, name, "be in [0, 1]")
         out += self._check(self.attention_hidden >= 0, "attention_hidden", "be >= 0 (0: the block's input channels)")
         return out
 

@@ -115,7 +115,7 @@ def render_model_card(directory: Path, command: str, fe2e_eval: dict | None = No
         recipe.append(f"warm start from `{train['init_from']}`")
     if model["arch"] == "mesm":
         recipe.append(f"attention mode `{model['attention_mode']}`, scorer `{model.get('attention_scorer', 'cell')}`, "
-                      f"keep floor {model.get('min_keep_fraction', 0.0)}")
+                      f"keep floors {model['min_keep_audio']} (audio) / {model['min_keep_visual']} (faces)")
         if train.get("saliency_weight"):
             recipe.append(f"saliency target λ = {train['saliency_weight']}, γ = {train['saliency_power']} on "
                           f"{'dense' if train.get('saliency_at', 'dense') == 'dense' else 'all'} steps, "

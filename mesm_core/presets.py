@@ -140,10 +140,10 @@ def _small(arch: str) -> RunConfig:
     train = TrainConfig(lr=1e-3, batch_size=16, epochs=30, early_stop=6)
     if arch == "mesm":
         # The selection recipe of docs/training.md ("Training the selection"; ablation in
-        # docs/results/selection_ablation.md): context scorer, a 40 % keep floor, and the attention trained towards
+        # docs/results/selection_ablation.md): context scorer, keep floors of 20 % (audio) and 60 % (faces), and the attention trained towards
         # the model's own saliency on every other (dense) step, at 3× the learning rate.
         model.attention_scorer = "context"
-        model.min_keep_fraction = 0.4
+        model.min_keep_audio, model.min_keep_visual = 0.2, 0.6
         train.saliency_weight, train.saliency_power, train.dense_step_every = 1.0, 1.0, 2
         train.attention_lr_factor = 3.0
     return RunConfig(model=model, data=DataConfig(), train=train)

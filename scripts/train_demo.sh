@@ -26,7 +26,7 @@ if [ "${TRAIN_FE2E:-0}" = 1 ]; then
   FE2E="$RUNS/fe2e_small/best"
 fi
 
-# 3. MESM: warm start from FE2E, then 3 epochs of the mesm_small selection recipe (context scorer, keep floor 0.4,
+# 3. MESM: warm start from FE2E, then 3 epochs of the mesm_small selection recipe (context scorer, keep floors 0.2 audio / 0.6 faces,
 #    saliency target on every second step at p = 1, attention lr x3; docs/training.md "Training the selection") at
 #    lr 3e-4. The same command is the `best` row of the selection ablation (scripts/selection_ablation.sh, seed 0).
 $PY -m mesm_core.train --preset mesm_small --data data/synthetic_cache --out "$RUNS/mesm_small" --epochs 3 \

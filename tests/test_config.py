@@ -66,7 +66,7 @@ def test_a_value_outside_a_literal_is_refused_naming_the_choices(cls, name):
     ("train.distill_weight=-0.5", "train.distill_weight must be >= 0"),
     ("train.plateau_factor=1", "train.plateau_factor must be in (0, 1)"),
     ("model.keep_temperature=0", "model.keep_temperature must be > 0"),
-    ("model.min_keep_fraction=1.5", "model.min_keep_fraction must be in [0, 1]"),
+    ("model.min_keep_visual=1.5", "model.min_keep_visual must be in [0, 1]"),
     ("model.attention_smoothing=4", "odd kernel size >= 3"),
     ("model.top_p=0", "model.top_p must be in (0, 1]"),
     ("model.n_sparse_blocks=0", "model.n_sparse_blocks must be between 1 and"),

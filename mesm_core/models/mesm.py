@@ -51,9 +51,10 @@ class SparseStage(nn.Module):
 
     def __init__(
         self, in_channels: int, block_channels: tuple[int, ...], pools: tuple[bool, ...], query_dim: int,
-        scorer: str = "cell", smoothing: int = 0, hidden: int = 0,
+        scorer: str = "cell", smoothing: int = 0, hidden: int = 0, min_keep: float = 0.0,
     ) -> None:
         super().__init__()
+        self.min_keep = min_keep
         self.attention = nn.ModuleList()
         self.blocks = nn.ModuleList()
         c_in = in_channels
@@ -88,7 +89,7 @@ class SparseStage(nn.Module):
             else:
                 log_probs = attention.log_probs(x, query, restrict)
             probs = log_probs.exp()
-            kept = nucleus_mask(probs, top_p, restrict, config.min_keep_fraction)
+            kept = nucleus_mask(probs, top_p, restrict, self.min_keep)
             gate = None
             if mode == "reference":
                 x_in = x * kept[:, None].to(x.dtype)
@@ -139,10 +140,10 @@ class MESM(MultimodalModel):
         channels = tuple(config.block_channels[first_sparse:])
         pools = tuple(i in config.pool_after for i in range(first_sparse, len(config.block_channels)))
         query_dim = self.text_encoder.hidden_size
-        for branch in self.branches.values():
+        for modality, branch in self.branches.items():
             branch.sparse = SparseStage(branch.dense_shape[0], channels, pools, query_dim,
                                         scorer=config.attention_scorer, smoothing=config.attention_smoothing,
-                                        hidden=config.attention_hidden)
+                                        hidden=config.attention_hidden, min_keep=getattr(config, f"min_keep_{modality}"))
 
     def _sparse_stage(
         self, modality: str, dense: torch.Tensor, query: torch.Tensor | None, top_p: float | None, return_trace: bool,

@@ -5,7 +5,7 @@ mass reaches p: a cell is kept iff the mass of the cells ranked before it is < p
 always kept. Ties are broken by cell index (stable sort), so the mask is deterministic. p ≥ 1 keeps
 every active cell, without relying on a float cumulative sum reaching exactly 1.
 
-``min_fraction`` ρ (not in the paper; ``ModelConfig.min_keep_fraction``, 0 by default) also keeps the
+``min_fraction`` ρ (not in the paper; ``ModelConfig.min_keep_audio`` / ``min_keep_visual``, 0 by default) also keeps the
 ⌈ρ · N_active⌉ most probable cells of every frame, so a sharp attention cannot shrink the set the
 sparse CNN computes on below ρ (a keep floor in the selection rule; its cost is counted like any kept cell).
 """
