@@ -30,16 +30,16 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+# The cue quantities are defined once in mesm_core.cues (the studio reports the same ones); cue_grid and
+# CueRow stay importable from here.
+from mesm_core.cues import (CUE_CELL_RULE, CUE_CELL_RULES, CueRow, CueTally, cue_grid,  # noqa: F401
+                            record_cue_masks, tally_block)
 from mesm_core.io import write_json
 from mesm_core.metrics import METRIC_LABELS, MetricsReport, choose_thresholds, compute_metrics
 from mesm_core.training.predictions import SplitPredictions
 from mesm_core.types import Batch, ClipRecord
-
-CUE_CELL_RULES = ("majority", "any")
-CUE_CELL_RULE = "majority"
 
 
 # --- loading and batching -------------------------------------------------------------------------
@@ -404,36 +404,6 @@ def write_figure(fig: Any, path: Path, plotlyjs: str = "cdn") -> list[Path]:
 # --- attention on cue regions ---------------------------------------------------------------------
 
 @dataclass
-class CueRow:
-    modality: str
-    block: int
-    grid: tuple[int, int]
-    attention_in_cue: float     # share of attention mass on cue cells (mean over items)
-    kept_in_cue: float          # share of kept cells that are cue cells (pooled)
-    chance: float               # cue cells' share of the grid (mean over items)
-    chance_active: float        # cue cells' share of the block's active input cells (pooled)
-    items: int
-    kept_share: float = math.nan  # kept cells' share of the grid over ALL items of the split (cue or not)
-
-    @property
-    def attention_ratio(self) -> float:
-        return self.attention_in_cue / self.chance if self.chance > 0 else math.nan
-
-    @property
-    def kept_ratio(self) -> float:
-        return self.kept_in_cue / self.chance if self.chance > 0 else math.nan
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "modality": self.modality, "block": self.block, "grid": list(self.grid),
-            "attention_in_cue": self.attention_in_cue, "kept_in_cue": self.kept_in_cue,
-            "chance": self.chance, "chance_active": self.chance_active,
-            "attention_ratio": self.attention_ratio, "kept_ratio": self.kept_ratio, "items": self.items,
-            "kept_share": self.kept_share,
-        }
-
-
-@dataclass
 class CueReport:
     split: str
     top_p: float
@@ -459,46 +429,12 @@ class CueReport:
         return "\n".join(lines)
 
 
-def cue_grid(mask: torch.Tensor, grid: tuple[int, int], rule: str = CUE_CELL_RULE) -> torch.Tensor:
-    """bool (N, H_in, W_in) pixel mask → bool (N, H, W) cue cells.
-
-    ``majority``: at least half of the pixels under the cell are cue; ``any``: at least one is.
-    """
-    if rule not in CUE_CELL_RULES:
-        raise ValueError(f"unknown cue cell rule {rule!r} (choose {', '.join(CUE_CELL_RULES)})")
-    if mask.shape[0] == 0:
-        return torch.zeros(0, *grid, dtype=torch.bool)
-    if rule == "any":
-        return F.adaptive_max_pool2d(mask.float()[:, None], grid)[:, 0] > 0
-    return F.adaptive_avg_pool2d(mask.float()[:, None], grid)[:, 0] >= 0.5
-
-
 def _record_cues(records: list[ClipRecord], batch: Batch, chunk_frames: int) -> dict[str, torch.Tensor | None]:
     """Cue masks aligned with the batch's frames/chunks, or None when a record lacks them."""
-    from mesm_core.data.audio import mel_chunks
-
-    faces, chunks = [], []
-    for i, record in enumerate(records):
-        n_faces = int(batch.face_lengths[i])
-        n_chunks = int(batch.chunk_lengths[i])
-        if faces is not None:
-            if record.face_cues is None or len(record.face_cues) < n_faces:
-                faces = None
-            else:
-                faces.append(torch.as_tensor(np.asarray(record.face_cues[:n_faces], dtype=bool)))
-        if chunks is not None:
-            if record.mel_cues is None:
-                chunks = None
-            else:
-                cut = mel_chunks(np.asarray(record.mel_cues, dtype=np.float32), chunk_frames)[:, 0] > 0
-                if len(cut) < n_chunks:
-                    chunks = None
-                else:
-                    chunks.append(torch.as_tensor(cut[:n_chunks]))
-    return {
-        "visual": torch.cat(faces) if faces else None,
-        "audio": torch.cat(chunks) if chunks else None,
-    }
+    per_record = [record_cue_masks(record, int(batch.face_lengths[i]), int(batch.chunk_lengths[i]), chunk_frames)
+                  for i, record in enumerate(records)]
+    return {modality: None if any(m[modality] is None for m in per_record) or not per_record
+            else torch.cat([m[modality] for m in per_record]) for modality in ("visual", "audio")}
 
 
 @torch.no_grad()
@@ -527,9 +463,8 @@ def cue_attention_report(
     if first.face_cues is None and first.mel_cues is None:
         return None
     p = float(model.config.top_p if top_p is None else top_p)
-    sums: dict[tuple[str, int], dict[str, float]] = {}
+    tallies: dict[tuple[str, int], CueTally] = {}
     grids: dict[tuple[str, int], tuple[int, int]] = {}
-    kept_shares: dict[tuple[str, int], list] = {}
     seen = 0
     notes = []
     for records, batch in iterate_batches(dataset, model.tokenizer, batch_size):
@@ -543,39 +478,14 @@ def cue_attention_report(
             if pixel_mask is None:
                 continue
             for index, block in enumerate(blocks, start=1):
-                share = kept_shares.setdefault((modality, index), [0.0, 0])
-                share[0] += float(block.kept.float().sum())
-                share[1] += block.kept.numel()
-                cells = cue_grid(pixel_mask, tuple(block.grid), cell_rule).to(block.attention.device)
-                has_cue = cells.flatten(1).any(dim=1)
-                if not bool(has_cue.any()):
-                    continue
-                cells, attention = cells[has_cue], block.attention[has_cue].float()
-                kept, active = block.kept[has_cue], block.active_in[has_cue]
-                key = (modality, index)
-                grids[key] = tuple(block.grid)
-                slot = sums.setdefault(key, dict(att=0.0, att_total=0.0, kept=0.0, kept_total=0.0,
-                                                 chance=0.0, active_cue=0.0, active=0.0, items=0))
-                slot["att"] += float((attention * cells).sum())
-                slot["att_total"] += float(attention.sum())
-                slot["kept"] += float((kept & cells).sum())
-                slot["kept_total"] += float(kept.sum())
-                slot["chance"] += float(cells.float().mean(dim=(1, 2)).sum())
-                slot["active_cue"] += float((active & cells).sum())
-                slot["active"] += float(active.sum())
-                slot["items"] += int(has_cue.sum())
-    if not sums:
+                grids[(modality, index)] = tuple(block.grid)
+                tallies.setdefault((modality, index), CueTally())
+                tallies[(modality, index)] += tally_block(pixel_mask, block.attention, block.kept, block.active_in,
+                                                          tuple(block.grid), cell_rule)
+    rows = [CueRow.of(modality, index, grids[(modality, index)], tally)
+            for (modality, index), tally in sorted(tallies.items()) if tally.items]
+    if not rows:
         return None
-    rows = []
-    for (modality, index), s in sorted(sums.items()):
-        rows.append(CueRow(
-            modality=modality, block=index, grid=grids[(modality, index)],
-            attention_in_cue=s["att"] / s["att_total"] if s["att_total"] else math.nan,
-            kept_in_cue=s["kept"] / s["kept_total"] if s["kept_total"] else math.nan,
-            chance=s["chance"] / s["items"], chance_active=s["active_cue"] / s["active"] if s["active"] else math.nan,
-            items=int(s["items"]),
-            kept_share=kept_shares[(modality, index)][0] / max(1, kept_shares[(modality, index)][1]),
-        ))
     rule_text = "at least half of the pixels under it are" if cell_rule == "majority" else "any pixel under it is"
     notes.append(f"a grid cell is cue when {rule_text} cue; frames/chunks without cue cells skipped")
     return CueReport(split=split, top_p=p, rows=rows, cell_rule=cell_rule, notes=notes)
