@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from mesm_core.metrics import above_threshold
 from mesm_core.types import FlopsReport
 from mesm_viz.spectrogram import frame_times, mel_to_db
 
@@ -106,15 +107,16 @@ def class_probabilities_figure(
 ) -> go.Figure:
     """Bars of per-class probabilities (sigmoid outputs, multi-label) with decision thresholds marked.
 
-    thresholds: one per class, a single number for all, or ``None``. Bars at or above their threshold
-    are highlighted. ``labels``: optional ground-truth class names, marked with a star.
+    thresholds: one per class, a single number for all, or ``None``. Bars above their threshold
+    (strictly, ``mesm_core.metrics.above_threshold``) are highlighted. ``labels``: optional ground-truth
+    class names, marked with a star.
     """
     probs = np.asarray(probabilities, dtype=np.float64).reshape(-1)
     if len(classes) != len(probs):
         raise ValueError(f"{len(classes)} classes but {len(probs)} probabilities")
     if thresholds is not None:
         thr = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), probs.shape)
-        colours = [ACTUAL_COLOR if p >= t else DENSE_COLOR for p, t in zip(probs, thr)]
+        colours = [ACTUAL_COLOR if above else DENSE_COLOR for above in above_threshold(probs, thr)]
     else:
         thr, colours = None, [ACTUAL_COLOR] * len(probs)
     names = [f"{c} ★" if labels and c in labels else str(c) for c in classes]

@@ -27,6 +27,7 @@ from torch import nn
 from mesm_core.config import DataConfig, ModelConfig
 from mesm_core.inference.results import LayerTrace, Prediction, PreparedClip, SweepPoint, face_view_note
 from mesm_core.io import file_sha1
+from mesm_core.metrics import above_threshold
 from mesm_core.types import ClipRecord, FlopsReport
 
 __all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_THRESHOLD", "Predictor", "predict", "resolve_transcript"]
@@ -207,7 +208,8 @@ class Predictor:
             notes.append(f"Predicted labels use the default threshold {DEFAULT_THRESHOLD}: "
                          "the checkpoint stores no per-class thresholds.")
         probabilities = {c: float(p) for c, p in zip(classes, probs)}
-        predicted = [c for c in classes if probabilities[c] >= thresholds[c]]
+        decided = above_threshold(np.array([probabilities[c] for c in classes]), [thresholds[c] for c in classes])
+        predicted = [c for c, above in zip(classes, decided) if above]
 
         modality_logits = {m: {c: float(v) for c, v in zip(classes, t[0].float().cpu().numpy())}
                            for m, t in out.modality_logits.items()}

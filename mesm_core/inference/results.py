@@ -77,7 +77,7 @@ class Prediction:
     logits: dict[str, float]
     thresholds: dict[str, float]
     threshold_source: str                   # "checkpoint" or an explanation of the 0.5 fallback
-    predicted: list[str]                    # classes with probability ≥ threshold
+    predicted: list[str]                    # classes with probability > threshold (metrics.above_threshold)
     modality_logits: dict[str, dict[str, float]]
     fusion_weights: dict[str, float]        # modality → learned fusion scalar
     trace: dict[str, list[LayerTrace]]      # modality → sparse blocks (empty for FE2E)
