@@ -68,18 +68,32 @@ CSS = f"""
 """
 
 
-class LenientSlider(gr.Slider):
-    """A ``gr.Slider`` whose server side accepts any number typed into its box.
+def _lenient_slider_class() -> type[gr.Slider]:
+    """``LenientSlider``: a ``gr.Slider`` whose server side accepts any number typed into its box.
 
     Gradio's own slider rejects a value outside its range before the callback runs: every output shows
     a red "Error" badge and the server logs a traceback, while the box shows a clamped value that is
-    never applied. Here the callback gets the number as typed and clamps it itself (and says so).
+    never applied. Here the callback gets the number as typed and clamps it itself (and says so). A
+    subclass, because Gradio rebuilds a session's copy of a component from its class after an update;
+    Gradio's metaclass would also write a ``.pyi`` stub beside this file for it, so that step is skipped
+    while the class is made.
     """
+    import gradio.component_meta as meta
 
-    is_template = True  # same frontend as gr.Slider
+    write_stub = meta.create_or_modify_pyi
+    meta.create_or_modify_pyi = lambda *args, **kwargs: None
+    try:
+        class LenientSlider(gr.Slider):
+            is_template = True  # the frontend of gr.Slider
 
-    def preprocess(self, payload: float | None) -> float | None:
-        return None if payload is None else float(payload)
+            def preprocess(self, payload: float | None) -> float | None:
+                return None if payload is None else float(payload)
+    finally:
+        meta.create_or_modify_pyi = write_stub
+    return LenientSlider
+
+
+LenientSlider = _lenient_slider_class()
 
 
 def _file_link(path: str | os.PathLike) -> str:
@@ -301,7 +315,7 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
             """Every result view emptied and everything that acts on a result disabled."""
             empty_frames = [None, None, {"headers": ["region"], "data": []}, ""]
             empty_p = [None, None, None, None, None, None, "", None, "", None]
-            return [None, [], LenientSlider(minimum=0, maximum=1, value=0, interactive=False), None, *empty_frames,
+            return [None, [], gr.Slider(minimum=0, maximum=1, value=0, interactive=False), None, *empty_frames,
                     *empty_p, "", gr.Tab(visible=False), "", gr.Button(interactive=False),
                     gr.Button(interactive=False), None, message]
 
@@ -329,8 +343,8 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
             new_state, clip, frame, pv, message = studio.analyze(video_path, text, ck, p, cues, report)
             clip: ClipView
             strip = [(to_file(image), caption) for image, caption in clip.strip]
-            slider = LenientSlider(minimum=0, maximum=max(clip.n_frames - 1, 1), value=frame.frame, step=1,
-                                   interactive=clip.n_frames > 1)
+            slider = gr.Slider(minimum=0, maximum=max(clip.n_frames - 1, 1), value=frame.frame, step=1,
+                               interactive=clip.n_frames > 1)
             entry = studio.entries[new_state.key]
             has_cues = bool(entry.cue_file)
             return [new_state, gr.Gallery(value=strip, selected_index=frame.frame if clip.n_frames else None),
@@ -367,10 +381,10 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
             if current is None:  # nothing analysed yet: the value waits for Analyze
                 shown = value if value is not None else TOP_P_RANGE[1]
                 message = note or f"top-p = {shown:g}: press **Analyze** to run it."
-                return [gr.skip()] * (len(p_change_outputs) - 2) + [LenientSlider(value=shown), message]
+                return [gr.skip()] * (len(p_change_outputs) - 2) + [gr.Slider(value=shown), message]
             new_state, frame, pv, message = studio.set_top_p(current, p)
             return [new_state, *frame_values(frame), *p_values(pv),
-                    LenientSlider(value=new_state.top_p) if new_state.top_p is not None else gr.skip(), message]
+                    gr.Slider(value=new_state.top_p) if new_state.top_p is not None else gr.skip(), message]
 
         def status_only(outputs: list) -> Callable[[ErrorText], list]:
             return lambda message: [gr.skip()] * (len(outputs) - 1) + [message.markdown()]
@@ -402,7 +416,7 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
 
         def select_frame(current, index):
             new_state, frame, note = studio.select_frame(current, index)
-            return [new_state, gr.Gallery(selected_index=frame.frame), LenientSlider(value=frame.frame),
+            return [new_state, gr.Gallery(selected_index=frame.frame), gr.Slider(value=frame.frame),
                     to_file(frame.frame_image), *frame_values(frame), note or gr.skip()]
 
         select = _guard(select_frame, status_only(select_outputs), studio.explain)
@@ -418,8 +432,8 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
         # --- checkpoint / export -----------------------------------------------------------------------
         def checkpoint_info(ck):
             active, p_default, note = studio.top_p_control(ck)
-            update = LenientSlider(interactive=active) if p_default is None else LenientSlider(interactive=active,
-                                                                                                value=p_default)
+            update = gr.Slider(interactive=active) if p_default is None else gr.Slider(interactive=active,
+                                                                                        value=p_default)
             return [update, note, model_markdown(ck)]
 
         checkpoint.change(checkpoint_info, inputs=[checkpoint], outputs=[top_p, p_note_md, model_md],
