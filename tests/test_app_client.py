@@ -147,7 +147,7 @@ def test_a_bad_upload_clears_the_previous_results(served):
     assert out["status"].startswith("**Problem:** “broken.mp4” could not be read as a video"), out["status"]
     assert str(served["root"]) not in out["status"] and "Errno" not in out["status"]
     assert out["gallery"] in ([], None) and not out["numbers"] and out["layer_plot"] is None
-    assert out["mel_plot"] is None and out["label"] is None and out["flops_text"] == ""
+    assert out["mel_plot"] is None and not out["label"] and out["flops_text"] == ""
     moved = dict(zip(SET_TOP_P, client.predict(0.9, api_name="/set_top_p")))
     assert "press **Analyze**" in moved["status"]           # nothing analysed: the slider acts on nothing
     _, status = client.predict(api_name="/export")
