@@ -62,7 +62,8 @@ CSS = f"""
 #mesm-strip .thumbnail-item:hover {{--ring-color: {SELECTED}; border-color: {SELECTED};}}
 #mesm-strip .grid-wrap {{min-height: 0 !important; max-height: none !important; height: auto !important;
   overflow-y: visible !important;}}
-#mesm-facs-table th, #mesm-facs-table th * {{white-space: nowrap; word-break: keep-all; overflow-wrap: normal;}}
+#mesm-facs-table th span.header {{white-space: normal !important; word-break: keep-all !important;
+  overflow-wrap: normal !important; hyphens: none;}}
 #mesm-layers image, #mesm-facs image, #mesm-mel image {{image-rendering: pixelated;}}
 #mesm-model {{font-size: 0.95em}}
 """
@@ -152,8 +153,13 @@ class ImageFiles:
         return str(path)
 
 
-def _table(view: FrameView) -> dict:
-    return {"headers": view.facs_headers, "data": view.facs_rows}
+def _table(view: FrameView) -> Any:
+    """The FACS table with column widths that fit the page: the text columns first, then the numbers."""
+    n = len(view.facs_headers)
+    text = ["15%", "14%", "17%"][:n]
+    rest = [f"{(100 - 46) / (n - 3):.1f}%"] * (n - 3) if n > 3 else []
+    return gr.Dataframe(value={"headers": view.facs_headers, "data": view.facs_rows},
+                        column_widths=text + rest if n > 3 else None)
 
 
 def _guard(fn: Callable[..., list], on_error: Callable[[ErrorText], list], explain: Callable[[BaseException], ErrorText]
