@@ -352,10 +352,9 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
             slider = gr.Slider(minimum=0, maximum=max(clip.n_frames - 1, 1), value=frame.frame, step=1,
                                interactive=clip.n_frames > 1)
             entry = studio.entries[new_state.key]
-            has_cues = bool(entry.cue_file)
             return [new_state, gr.Gallery(value=strip, selected_index=frame.frame if clip.n_frames else None),
                     slider, to_file(frame.frame_image), *frame_values(frame), *p_values(pv), clip.summary,
-                    gr.Tab(visible=has_cues), studio.text_note(entry), gr.Button(interactive=True),
+                    gr.Tab(visible=pv.cue_fig is not None), studio.text_note(entry), gr.Button(interactive=True),
                     gr.Button(interactive=True), None, message]
 
         def cost_curve(current):

@@ -200,6 +200,9 @@ def test_sample_clip_journey_and_screenshots(page, app_url, shots):
     expect(page.locator("#mesm-status")).to_contain_text("Frame 50 does not exist", timeout=60_000)
     assert page.get_by_label("number input for Selected frame").input_value() == "7"
     assert _selected_thumbnail(page) == 7
+    _analyze(page)   # 1. a re-analysis opens on its own frame, and the strip's highlight follows it
+    shown = int(page.get_by_label("number input for Selected frame").input_value())
+    assert shown != 7 and _selected_thumbnail(page) == shown
     _no_error_badges(page)
     _type_number(page, "top-p (nucleus share kept)", "0.5")
     expect(flops).to_contain_text("p = 0.50", timeout=60_000)
@@ -295,4 +298,5 @@ def test_a_bad_file_after_a_good_one_leaves_nothing_stale(page, app_url, media):
     expect(status).to_contain_text("predicted")
     shown = int(page.get_by_label("number input for Selected frame").input_value())
     assert _selected_thumbnail(page) == shown     # the highlight sits on the frame the views show
+    expect(page.get_by_role("tab", name="Ground truth")).to_have_count(0)   # no known cues: no ground truth
     _no_error_badges(page)
