@@ -351,10 +351,9 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
             strip = [(to_file(image), caption) for image, caption in clip.strip]
             slider = gr.Slider(minimum=0, maximum=max(clip.n_frames - 1, 1), value=frame.frame, step=1,
                                interactive=clip.n_frames > 1)
-            entry = studio.entries[new_state.key]
             return [new_state, gr.Gallery(value=strip, selected_index=frame.frame if clip.n_frames else None),
                     slider, to_file(frame.frame_image), *frame_values(frame), *p_values(pv), clip.summary,
-                    gr.Tab(visible=pv.cue_fig is not None), studio.text_note(entry), gr.Button(interactive=True),
+                    gr.Tab(visible=pv.cue_fig is not None), studio.text_note(new_state), gr.Button(interactive=True),
                     gr.Button(interactive=True), None, message]
 
         def cost_curve(current):
@@ -403,8 +402,7 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
 
         def set_transcript(current, text):
             new_state, frame, pv, message = studio.set_transcript(current, text)
-            return [new_state, *frame_values(frame), *p_values(pv), studio.text_note(studio.entries[new_state.key]),
-                    message]
+            return [new_state, *frame_values(frame), *p_values(pv), studio.text_note(new_state), message]
 
         retext = _guard(set_transcript, status_only(retext_outputs), studio.explain)
         retext_btn.click(retext, inputs=[state, transcript], outputs=retext_outputs, api_name="set_transcript",

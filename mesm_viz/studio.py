@@ -464,10 +464,9 @@ class Studio:
         """The cost curve marked at the current p (None before the sweep has run)."""
         return mark_top_p(entry.curve, pred.top_p) if entry.curve else None
 
-    @staticmethod
-    def text_note(entry: ClipEntry) -> str:
-        """How much of the transcript the model read (tokens used, words its limit dropped)."""
-        coverage = entry.prepared.text_coverage
+    def text_note(self, state: StudioState) -> str:
+        """How much of the state's transcript the model read (tokens used, words its limit dropped)."""
+        coverage = self._entry(state).prepared.text_coverage
         if coverage is None:
             return ""
         return ("⚠️ " if coverage.truncated else "") + "**Transcript:** " + coverage.summary()

@@ -314,12 +314,12 @@ def test_long_transcripts_say_what_the_model_did_not_read(studio, world):
     coverage = entry.prepared.text_coverage
     assert coverage.truncated and coverage.used_tokens == coverage.max_tokens == 48
     assert coverage.dropped_words[-1] == "word79" and "word0" in coverage.read_text
-    note = studio.text_note(entry)
+    note = studio.text_note(state)
     assert "48 of 48 tokens used" in note and "word79" in note and "no effect" in note
     assert "Transcript cut at the model's limit" in status
     assert pview.numbers["text_tokens"]["dropped_words"] == coverage.dropped_words
     short = studio.analyze(str(world["face"]), "a few words", None, 0.5)[0]
-    assert "the whole transcript was read" in studio.text_note(studio.entries[short.key])
+    assert "the whole transcript was read" in studio.text_note(short)
 
 
 def test_model_info_says_what_the_checkpoint_learned_from(studio, world):
