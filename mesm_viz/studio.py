@@ -90,7 +90,7 @@ Progress = Callable[[float, str], None]
 log = logging.getLogger(__name__)
 
 __all__ = ["TOP_P_GRID", "TOP_P_RANGE", "AppSettings", "StudioState", "ClipEntry", "Studio", "UserInputError",
-           "describe_error", "clamp_top_p"]
+           "describe_error", "clamp_top_p", "clamp_frame"]
 
 TOP_P_GRID: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 TOP_P_RANGE: tuple[float, float] = (0.05, 1.0)   # the slider's range; typed values outside are clamped

@@ -7,7 +7,6 @@ the report (:mod:`mesm_viz.report`) writes some of them to disk.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,8 +20,6 @@ from mesm_viz import facs as F
 from mesm_viz import figures as G
 from mesm_viz.mel_plot import mel_pictures
 from mesm_viz.overlay import enlarge, layer_grid, mask_outline, normalize_heat, overlay, overlay_kept
-
-log = logging.getLogger(__name__)
 
 __all__ = ["CROP_SCALE", "FACS_SCALE", "MEL_MIN_WIDTH", "BORDER_CELLS_NOTE", "ModelInfo", "ClipView", "FrameView", "PView",
            "FacsTable", "FacsView", "best_frame", "shown_class", "frame_regions", "layer_grid_image", "facs_table",
