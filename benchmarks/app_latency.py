@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 **launch_kwargs(settings))
         client = Client(url, verbose=False, download_files=False)  # server time, not our downloads
         try:
-            client.predict(handle_file(str(video)), transcript, checkpoint, 0.5, api_name="/analyze")
+            client.predict(handle_file(str(video)), transcript, checkpoint, 0.5, None, api_name="/analyze")
             client.predict(api_name="/cost_curve")
             # fresh p values for this session's entry (the in-process caches are shared with the logic runs)
             for p in [0.12, 0.88, 0.22, 0.78, 0.32, 0.68, 0.42, 0.58][: args.moves]:

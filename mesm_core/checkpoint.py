@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from mesm_core.io import atomic_write, to_jsonable
 __all__ = [
     "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_checkpoint_info",
     "read_checkpoint_weights", "load_weights_into", "resolve_checkpoint_dir", "is_checkpoint_dir",
+    "TrainingData", "read_training_data",
 ]
 
 WEIGHTS_FILE = "model.safetensors"
@@ -271,6 +273,62 @@ def read_checkpoint_info(directory: str | os.PathLike) -> CheckpointInfo:
         thresholds=_thresholds_in_class_order(cfg, classes, config_file), metrics=cfg.get("metrics") or {},
         versions=cfg.get("versions") or {}, text_encoder=cfg["text_encoder"], metadata=cfg.get("metadata") or {},
     )
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a checkpoint says about the data it learned from (shown beside its predictions).
+
+    ``description`` comes from ``config.json`` ``metadata["training_data"]`` when the checkpoint records
+    it, else from the first "Trained on …" sentence of its model card; ``source`` says which (or
+    "not recorded"). ``synthetic`` is True when that text or the validation metadata names synthetic data.
+    """
+
+    description: str | None
+    source: str                       # "config.json" | "model card" | "not recorded"
+    synthetic: bool
+    card: Path | None                 # the model card file, when there is one
+    validation_dataset: str | None = None
+
+
+_TRAINED_ON = re.compile(r"trained on\b.*?(?:\.(?=\s+[A-Z])|\.\s*$|$)", re.IGNORECASE | re.DOTALL)
+
+
+def _card_sentence(card: Path) -> str | None:
+    """The first "Trained on …" sentence of a model card, markdown emphasis and code marks removed."""
+    try:
+        text = card.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for paragraph in re.split(r"\n\s*\n", text):
+        found = _TRAINED_ON.search(" ".join(paragraph.split()))
+        if found:
+            return re.sub(r"[*`_]{1,2}(\S[^*`]*?)[*`_]{1,2}", r"\1", found.group(0)).strip()
+    return None
+
+
+def read_training_data(directory: str | os.PathLike) -> TrainingData:
+    """What the checkpoint at ``directory`` was trained on, from its own files (see :class:`TrainingData`).
+
+    Raises :class:`CheckpointError` like :func:`read_checkpoint_info`.
+    """
+    info = read_checkpoint_info(directory)
+    card = info.path / CARD_FILE
+    card = card if card.is_file() else None
+    recorded = info.metadata.get("training_data")
+    if isinstance(recorded, dict):
+        recorded = recorded.get("description")
+    validation = info.metadata.get("validation") or {}
+    dataset = validation.get("dataset") if isinstance(validation, dict) else None
+    if isinstance(recorded, str) and recorded.strip():
+        description, source = recorded.strip(), "config.json"
+    elif card is not None and (sentence := _card_sentence(card)):
+        description, source = sentence, "model card"
+    else:
+        description, source = None, "not recorded"
+    synthetic = "synthetic" in (description or "").lower() or str(dataset or "").lower() == "synthetic"
+    return TrainingData(description=description, source=source, synthetic=synthetic, card=card,
+                        validation_dataset=None if dataset is None else str(dataset))
 
 
 def read_checkpoint_weights(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], RunConfig, Path]:

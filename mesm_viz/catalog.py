@@ -1,15 +1,18 @@
-"""What the studio offers to pick: checkpoint folders (bundled and user-given) and the sample clips."""
+"""What the studio offers to pick: checkpoint folders (bundled and user-given), the sample clips, and the
+ground-truth cue files of clips that have them."""
 
 from __future__ import annotations
 
+import json
 import os
+from functools import lru_cache
 from pathlib import Path
 
 from mesm_core.checkpoint import is_checkpoint_dir
 from mesm_core.inference import resolve_transcript
 
 __all__ = ["REPO_ROOT", "BUNDLED_CHECKPOINTS", "SAMPLES_DIR", "discover_checkpoints", "bundled_checkpoints",
-           "resolve_default_checkpoint", "checkpoint_label", "sample_clips"]
+           "resolve_default_checkpoint", "checkpoint_label", "sample_clips", "sample_cue_files", "find_cue_file"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_CHECKPOINTS = REPO_ROOT / "assets" / "checkpoints"
@@ -62,3 +65,34 @@ def sample_clips(folder: str | os.PathLike = SAMPLES_DIR) -> list[tuple[str, str
     folder = Path(folder)
     return [(str(video), resolve_transcript(video, None)) for video in sorted(folder.glob("*.mp4"))] \
         if folder.is_dir() else []
+
+
+@lru_cache(maxsize=8)
+def _sample_index(samples_json: str, mtime: float) -> dict[str, str]:
+    try:
+        entries = json.loads(Path(samples_json).read_text(encoding="utf-8")).get("samples", [])
+    except (OSError, ValueError):
+        return {}
+    folder = Path(samples_json).parent
+    return {e["sha1"]: str(folder / e["cue_file"]) for e in entries if e.get("sha1") and e.get("cue_file")}
+
+
+def sample_cue_files(folder: str | os.PathLike = SAMPLES_DIR) -> dict[str, str]:
+    """Video SHA-1 → cue file of each sample clip that has one (from ``samples.json``). An upload is a
+    copy under another name, so a sample is recognised by its content."""
+    index = Path(folder) / "samples.json"
+    return _sample_index(str(index), index.stat().st_mtime) if index.is_file() else {}
+
+
+def find_cue_file(video: str | os.PathLike, video_sha1: str, folder: str | os.PathLike = SAMPLES_DIR) -> str | None:
+    """The ground-truth cue file of a clip, if it has one: a sample clip's (by content), else the
+    synthetic dataset layout's ``cues/<stem>.npz`` beside the video or beside its folder
+    (``SRC/videos/<id>.mp4`` → ``SRC/cues/<id>.npz``). None for clips without known cues."""
+    found = sample_cue_files(folder).get(video_sha1)
+    if found and Path(found).is_file():
+        return found
+    video = Path(video)
+    for candidate in (video.parent / "cues" / f"{video.stem}.npz", video.parent.parent / "cues" / f"{video.stem}.npz"):
+        if candidate.is_file():
+            return str(candidate)
+    return None

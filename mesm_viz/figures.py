@@ -13,11 +13,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from mesm_core.cues import CueRow
+from mesm_core.metrics import above_threshold
 from mesm_core.types import FlopsReport
 from mesm_viz.spectrogram import frame_times, mel_to_db
 
 __all__ = [
     "class_probabilities_figure",
+    "cue_figure",
+    "flat_cost_figure",
     "flops_bar_figure",
     "flops_vs_p_figure",
     "mel_figure",
@@ -106,15 +110,16 @@ def class_probabilities_figure(
 ) -> go.Figure:
     """Bars of per-class probabilities (sigmoid outputs, multi-label) with decision thresholds marked.
 
-    thresholds: one per class, a single number for all, or ``None``. Bars at or above their threshold
-    are highlighted. ``labels``: optional ground-truth class names, marked with a star.
+    thresholds: one per class, a single number for all, or ``None``. Bars above their threshold
+    (strictly, ``mesm_core.metrics.above_threshold``) are highlighted. ``labels``: optional ground-truth
+    class names, marked with a star.
     """
     probs = np.asarray(probabilities, dtype=np.float64).reshape(-1)
     if len(classes) != len(probs):
         raise ValueError(f"{len(classes)} classes but {len(probs)} probabilities")
     if thresholds is not None:
         thr = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), probs.shape)
-        colours = [ACTUAL_COLOR if p >= t else DENSE_COLOR for p, t in zip(probs, thr)]
+        colours = [ACTUAL_COLOR if above else DENSE_COLOR for above in above_threshold(probs, thr)]
     else:
         thr, colours = None, [ACTUAL_COLOR] * len(probs)
     names = [f"{c} ★" if labels and c in labels else str(c) for c in classes]
@@ -202,4 +207,42 @@ def mel_figure(
                         line=dict(color=KEPT_COLOR, width=2), hoverinfo="skip")
     fig.update_layout(title=dict(text=title, font=dict(size=14)), xaxis_title="time (s)", yaxis_title="mel bin",
                       **_LAYOUT)
+    return fig
+
+
+def flat_cost_figure(flops_dense: float, *, title: str = "Cost against the nucleus threshold p") -> go.Figure:
+    """The cost curve of a dense model (FE2E): the same GFLOPs at every p, with a caption saying why."""
+    p = np.round(np.arange(1, 11) / 10, 1)
+    fig = go.Figure()
+    fig.add_scatter(x=p, y=np.full(len(p), flops_dense / 1e9), mode="lines", name="dense GFLOPs",
+                    line=dict(color=DENSE_COLOR, dash="dash"))
+    fig.add_annotation(x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, align="center",
+                       text=f"FE2E is dense: it computes every cell of every layer,<br>so its cost does not depend "
+                            f"on p ({_giga(flops_dense):.3f} GFLOPs per clip).<br>Pick a MESM checkpoint to see "
+                            "the cost fall with p.", bgcolor="rgba(255,255,255,0.85)")
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), xaxis_title="top-p",
+                      yaxis=dict(title="GFLOPs", rangemode="tozero"), showlegend=False, **_LAYOUT)
+    return fig
+
+
+def cue_figure(rows: Sequence[CueRow], top_p: float | None) -> go.Figure:
+    """Per sparse layer and modality: the share of attention mass and of kept cells inside the true cue
+    region, against chance (the cue cells' share of the grid) — the quantity ``python -m
+    mesm_core.evaluate`` reports over a split (``mesm_core.cues``), here for one clip."""
+    labels = [f"{r.modality} L{r.block}<br>{r.grid[0]}×{r.grid[1]}" for r in rows]
+    fig = go.Figure()
+    for name, values, colour in (
+        ("attention in cue", [r.attention_in_cue for r in rows], "#d62728"),
+        ("kept cells in cue", [r.kept_in_cue for r in rows], KEPT_COLOR),
+        ("chance (cue share of the grid)", [r.chance for r in rows], DENSE_COLOR),
+    ):
+        ratios = [v / r.chance if r.chance > 0 else float("nan") for v, r in zip(values, rows)]
+        fig.add_bar(x=labels, y=[100 * v for v in values], name=name, marker_color=colour,
+                    customdata=np.array([ratios, [r.items for r in rows]]).T,
+                    hovertemplate="%{x}<br>" + name + ": %{y:.1f}% (×%{customdata[0]:.2f} chance)"
+                                  "<br>over %{customdata[1]} frames/chunks with a cue<extra></extra>")
+    where = "" if top_p is None else f" at p = {top_p:.2f}"
+    fig.update_layout(barmode="group", yaxis=dict(title="% inside the true cue", rangemode="tozero"),
+                      title=dict(text=f"Attention on the true cue region vs chance{where}", font=dict(size=14)),
+                      legend=dict(orientation="h", y=-0.28), **dict(_LAYOUT, height=360))
     return fig

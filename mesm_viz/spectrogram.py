@@ -28,6 +28,7 @@ __all__ = [
     "chunk_attention_to_mel",
     "chunk_masks_to_mel",
     "frame_times",
+    "mel_bin_of_hz",
     "mel_to_db",
     "spectrogram_image",
     "spectrogram_overlay",
@@ -80,6 +81,18 @@ def to_display(array: np.ndarray) -> np.ndarray:
 def frame_times(n_frames: int, hop_length: int = 200, sample_rate: int = 16000) -> np.ndarray:
     """Start time in seconds of each mel frame, ``(n_frames,)`` float64."""
     return np.arange(int(n_frames)) * (hop_length / float(sample_rate))
+
+
+def mel_bin_of_hz(hz: float, n_mels: int = 128, fmax: float = 8000.0) -> float:
+    """Position on the mel-bin axis (0 = lowest filter's centre, natural order) of a frequency in Hz.
+
+    The data pipeline's filter bank is HTK mel from 0 Hz to ``fmax`` (``librosa`` ``htk=True``): filter i
+    is centred at the (i + 1)-th of ``n_mels + 2`` points evenly spaced in mel, ``mel = 2595·log10(1 + f/700)``.
+    """
+    def mel(f: float) -> float:
+        return 2595.0 * np.log10(1.0 + f / 700.0)
+
+    return float(mel(hz) / mel(fmax) * (n_mels + 1) - 1)
 
 
 def spectrogram_image(

@@ -15,7 +15,13 @@ Life of a clip:
 4. ``Studio.select_frame(state, i)`` redraws the face views for another sampled frame.
 5. ``Studio.export(state)`` writes the full report (:mod:`mesm_viz.report`) and zips it.
 
-The views are drawn by :mod:`mesm_viz.views` and :mod:`mesm_viz.frames`.
+Numbers typed out of range (top-p, frame) are clamped, applied, and named in the status line. Clips with
+known cues (the sample clips, or a synthetic clip with its ``cues/<id>.npz``) get the true cue region
+beside the attention and, per layer, the attention and kept cells inside it against chance
+(:func:`mesm_core.cues.clip_cue_rows`, the quantity ``python -m mesm_core.evaluate`` reports).
+
+The views are drawn by :mod:`mesm_viz.views`, :mod:`mesm_viz.face_plots`, :mod:`mesm_viz.mel_plot` and
+:mod:`mesm_viz.frames`; error text comes from :mod:`mesm_viz.messages`.
 """
 
 from __future__ import annotations
@@ -30,14 +36,14 @@ import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from mesm_core.checkpoint import CheckpointError, read_checkpoint_info
+from mesm_core.checkpoint import read_checkpoint_info, read_training_data
 from mesm_core.config import DataConfig
-from mesm_core.data.errors import ClipError, EmptyTranscriptError
-from mesm_core.errors import InputError, MissingResourceError
+from mesm_core.cues import CueRow, clip_cue_rows
+from mesm_core.errors import InputError
 from mesm_core.inference import Prediction, Predictor, PreparedClip, SweepPoint
 from mesm_core.types import ClipRecord
 from mesm_viz import figures as G
@@ -46,8 +52,10 @@ from mesm_viz.catalog import (
     bundled_checkpoints,
     checkpoint_label,
     discover_checkpoints,
+    find_cue_file,
     resolve_default_checkpoint,
 )
+from mesm_viz.face_plots import facs_figure, layer_grid_figure
 from mesm_viz.frames import (
     FRAME_HEIGHT,
     STRIP_HEIGHT,
@@ -57,29 +65,35 @@ from mesm_viz.frames import (
     frame_boxes,
     resize,
 )
+from mesm_viz.mel_plot import mel_figure
+from mesm_viz.messages import ErrorText, explain_error, plain_text
 from mesm_viz.report import write_full_report
 from mesm_viz.views import (
-    FACS_SCALE,
     ClipView,
     FrameView,
+    ModelInfo,
     PView,
     best_frame,
     cost_curve_figure,
-    facs_view,
+    cue_summary,
+    dense_cost_figure,
+    facs_table,
     flops_line,
     frame_regions,
-    layer_grid_image,
     mark_top_p,
-    mel_masks_image,
     numbers,
     probabilities_view,
 )
 
+Progress = Callable[[float, str], None]
+
 log = logging.getLogger(__name__)
 
-__all__ = ["TOP_P_GRID", "AppSettings", "StudioState", "ClipEntry", "Studio", "UserInputError", "describe_error"]
+__all__ = ["TOP_P_GRID", "TOP_P_RANGE", "AppSettings", "StudioState", "ClipEntry", "Studio", "UserInputError",
+           "describe_error", "clamp_top_p", "clamp_frame"]
 
 TOP_P_GRID: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+TOP_P_RANGE: tuple[float, float] = (0.05, 1.0)   # the slider's range; typed values outside are clamped
 
 
 class UserInputError(InputError, ValueError):
@@ -87,21 +101,42 @@ class UserInputError(InputError, ValueError):
 
 
 def describe_error(exc: BaseException) -> str:
-    """One clear sentence for the UI. Input errors already name the file and the reason; anything
-    else is reported as an internal error."""
-    if isinstance(exc, EmptyTranscriptError):
-        return f"Transcript needed: {exc.reason}."
-    if isinstance(exc, ClipError):
-        kind = type(exc).__name__.replace("Error", "")
-        kind = "".join(" " + c.lower() if c.isupper() else c for c in kind).strip()
-        return f"Cannot use this video ({kind}): {exc.reason}. [{Path(exc.path).name}]"
-    if isinstance(exc, CheckpointError):
-        return f"Checkpoint problem: {exc}"
-    if isinstance(exc, MissingResourceError):
-        return f"Not installed here: {exc}"
-    if isinstance(exc, InputError):
-        return str(exc)
-    return f"Internal error ({type(exc).__name__}): {exc}"
+    """One line for logs and tests: the advice, then the detail (never a server path)."""
+    return str(explain_error(exc))
+
+
+def clamp_top_p(value: float | None, bounds: tuple[float, float] = TOP_P_RANGE) -> tuple[float | None, str]:
+    """A typed top-p brought into ``bounds``, and a note for the status line when it had to be moved.
+
+    None (nothing typed) stays None: the checkpoint's own p is used.
+    """
+    if value is None:
+        return None, ""
+    low, high = bounds
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None, f"top-p must be a number between {low:g} and {high:g}; the checkpoint's own p is used."
+    if not np.isfinite(number):
+        return None, f"top-p must be a number between {low:g} and {high:g}; the checkpoint's own p is used."
+    clamped = round(min(max(number, low), high), 4)
+    if clamped == number:
+        return clamped, ""
+    return clamped, f"top-p must be between {low:g} and {high:g}: {number:g} was applied as {clamped:g}."
+
+
+def clamp_frame(value: Any, n_frames: int) -> tuple[int, str]:
+    """A typed frame index brought into ``0 … n_frames - 1``, and a note when it had to be moved."""
+    try:
+        number = int(round(float(value or 0)))
+    except (TypeError, ValueError):
+        number = 0
+    last = max(n_frames - 1, 0)
+    clamped = min(max(number, 0), last)
+    if clamped == number:
+        return clamped, ""
+    return clamped, (f"Frame {number} does not exist: this clip has {n_frames} sampled frame"
+                     f"{'s' * (n_frames != 1)} (0–{last}); frame {clamped} is shown.")
 
 
 @dataclass
@@ -132,6 +167,7 @@ class StudioState:
     checkpoint: str
     top_p: float | None         # None for FE2E
     frame: int                  # the selected sampled frame
+    cue_file: str | None = None  # a cue file the user gave (samples' and on-disk clips' are found again)
 
     def replace(self, **changes: Any) -> "StudioState":
         return dataclasses.replace(self, **changes)
@@ -140,10 +176,11 @@ class StudioState:
         return dataclasses.asdict(self)
 
 
-def clip_key(checkpoint: str, video_sha1: str, transcript: str) -> str:
+def clip_key(checkpoint: str, video_sha1: str, transcript: str, cue_file: str | None = None) -> str:
     text = hashlib.sha1(transcript.encode("utf-8")).hexdigest()[:12]
     ck = hashlib.sha1(str(checkpoint).encode("utf-8")).hexdigest()[:8]
-    return f"{ck}-{video_sha1[:16]}-{text}"
+    key = f"{ck}-{video_sha1[:16]}-{text}"
+    return key + (f"-{hashlib.sha1(cue_file.encode('utf-8')).hexdigest()[:8]}" if cue_file else "")
 
 
 @dataclass
@@ -161,8 +198,10 @@ class ClipEntry:
     drawn: dict = field(default_factory=dict)              # p → p-dependent views already drawn
     predictions: "OrderedDict[float | None, Prediction]" = field(default_factory=OrderedDict)  # LRU, off-grid p
     grid: dict[float | None, Prediction] = field(default_factory=dict)  # p-grid values (and FE2E's None)
-    regions: dict[int, tuple[list, list]] = field(default_factory=dict)  # frame → (stat regions, drawing regions)
+    regions: dict[int, list] = field(default_factory=dict)  # frame → FACS regions at crop size
     timings: dict[str, float] = field(default_factory=dict)
+    cue_file: str | None = None                            # the true cue regions attached to the record
+    cue_note: str = ""                                     # why a cue file given was not used
 
     @property
     def record(self) -> ClipRecord:
@@ -227,12 +266,35 @@ class Studio:
         try:
             model = read_checkpoint_info(checkpoint).run_config.model
         except Exception as exc:  # noqa: BLE001 — a bad folder: say so, keep the slider usable
-            return True, None, describe_error(exc)
+            return True, None, self.explain(exc).headline
         if model.arch != "mesm":
             return False, None, ("FE2E is a dense model: every cell of every layer is computed, so top-p "
                                  "does not apply (the slider is disabled and ignored).")
         return True, float(model.top_p), (f"MESM keeps, in each frame/chunk, the smallest set of cells holding "
                                           f"a share p of the attention (trained with p = {model.top_p:g}).")
+
+    def model_info(self, checkpoint: str | None) -> ModelInfo | None:
+        """What the checkpoint says about itself (data, classes, card), for the page; None when the
+        folder is not a readable checkpoint (loading it reports why)."""
+        checkpoint = checkpoint or self.default_checkpoint()
+        try:
+            info = read_checkpoint_info(checkpoint)
+            training = read_training_data(checkpoint)
+        except Exception:  # noqa: BLE001 — the analysis will name the problem
+            return None
+        model = info.run_config.model
+        f1 = info.metrics.get("valid_f1")
+        return ModelInfo(
+            name=info.preset or Path(checkpoint).name, arch=str(model.arch), classes=tuple(info.classes),
+            trained_on=training.description, source=training.source, synthetic=training.synthetic,
+            card=None if training.card is None else str(training.card),
+            top_p=float(model.top_p) if model.arch == "mesm" else None,
+            thresholds="tuned on validation" if info.thresholds else "default 0.5 (none stored)",
+            valid_f1=float(f1) if isinstance(f1, (int, float)) else None)
+
+    def explain(self, exc: BaseException) -> ErrorText:
+        """The page's text for an error, with this studio's limits in the advice."""
+        return explain_error(exc, max_seconds=self.settings.max_seconds, max_upload_mb=self.settings.max_upload_mb)
 
     def data_config(self, predictor: Predictor) -> DataConfig:
         return dataclasses.replace(predictor.data_config, max_duration_s=float(self.settings.max_seconds),
@@ -246,22 +308,50 @@ class Studio:
             while len(self.entries) > self.settings.cache_size:
                 self.entries.popitem(last=False)
 
-    def _build_entry(self, video: str, transcript: str | None, checkpoint: str) -> ClipEntry:
+    def _attach_cues(self, record: ClipRecord, video: str, sha1: str, cue_file: str | None,
+                     config: DataConfig) -> tuple[str | None, str]:
+        """Attach the clip's true cue regions when it has them: the cue file the user gave, else a
+        sample's or the synthetic layout's (:func:`mesm_viz.catalog.find_cue_file`). Returns (the file
+        used or None, a note when a given file could not be used)."""
+        from mesm_core.data.synthetic import attach_cue_file
+
+        path = cue_file or find_cue_file(video, sha1)
+        if not path:
+            return None, ""
+        try:
+            attach_cue_file(record, path, config)
+        except (ValueError, OSError) as exc:
+            record.face_cues = record.mel_cues = None
+            if cue_file:
+                return None, (f"The cue file “{Path(cue_file).name}” does not fit this clip, so no ground truth "
+                              f"is shown ({plain_text(str(exc))}).")
+            log.warning("cue file %s not used: %s", path, exc)
+            return None, ""
+        return str(path), ""
+
+    def _build_entry(self, video: str, transcript: str | None, checkpoint: str, cue_file: str | None = None,
+                     progress: Progress | None = None) -> ClipEntry:
         from mesm_core.io import file_sha1
 
         predictor = self.predictor(checkpoint)
         start = time.perf_counter()
         text = (transcript or "").strip()
-        key = clip_key(checkpoint, file_sha1(video), text)
+        sha1 = file_sha1(video) if Path(video).is_file() else ""
+        key = clip_key(checkpoint, sha1, text, cue_file)
         with self.lock:
             if key in self.entries:
                 self.entries.move_to_end(key)
                 return self.entries[key]
-        prepared = predictor.prepare(video, text, data_config=self.data_config(predictor))
+        config = self.data_config(predictor)
+        prepared = predictor.prepare(video, text, data_config=config, progress=progress)
         record = prepared.record
+        used, cue_note = self._attach_cues(record, video, prepared.video_sha1 or sha1, cue_file, config)
+        if progress is not None:
+            progress(0.92, "Frames for display")
         t0 = time.perf_counter()
         frames = decode_display_frames(video, record.frame_times, FRAME_HEIGHT, start_s=record.meta.start_s)
-        entry = ClipEntry(key=key, checkpoint=checkpoint, video=str(video), prepared=prepared, frames=frames)
+        entry = ClipEntry(key=key, checkpoint=checkpoint, video=str(video), prepared=prepared, frames=frames,
+                          cue_file=used, cue_note=cue_note)
         entry.timings["frames_s"] = time.perf_counter() - t0
         entry.timings["prepare_total_s"] = time.perf_counter() - start
         self._store(entry)
@@ -269,14 +359,14 @@ class Studio:
 
     def _entry(self, state: StudioState | None) -> ClipEntry:
         if state is None or not state.key:
-            raise UserInputError("Analyze a video first (upload a clip, give its transcript, press Analyze).")
+            raise UserInputError("Analyze a video first: upload a clip, give its transcript, press Analyze.")
         with self.lock:
             entry = self.entries.get(state.key)
             if entry is not None:
                 self.entries.move_to_end(state.key)
                 return entry
         # Evicted (or another worker): rebuild from what the state remembers.
-        return self._build_entry(state.video, state.transcript, state.checkpoint)
+        return self._build_entry(state.video, state.transcript, state.checkpoint, state.cue_file)
 
     def prediction(self, entry: ClipEntry, top_p: float | None) -> Prediction:
         """The cached prediction at ``top_p`` (grid values are kept for the entry's lifetime, other
@@ -300,18 +390,22 @@ class Studio:
                     entry.predictions.popitem(last=False)
         return pred
 
-    def _regions(self, entry: ClipEntry, frame: int) -> tuple[list, list]:
-        """The frame's FACS regions at crop size (statistics) and at display size (outlines), cached."""
+    def _regions(self, entry: ClipEntry, frame: int) -> list:
+        """The frame's FACS regions at crop size (statistics and outlines alike), cached."""
         if frame not in entry.regions:
-            entry.regions[frame] = (frame_regions(entry.record, frame), frame_regions(entry.record, frame, FACS_SCALE))
+            entry.regions[frame] = frame_regions(entry.record, frame)
         return entry.regions[frame]
 
+    def cue_rows(self, entry: ClipEntry, pred: Prediction) -> list[CueRow]:
+        """Per layer: attention and kept cells inside the true cue vs chance (empty without cues)."""
+        return clip_cue_rows(entry.record, pred.trace, pred.chunk_frames) if entry.cue_file else []
+
     # views ------------------------------------------------------------------------------------
-    def clip_view(self, entry: ClipEntry) -> ClipView:
+    def clip_view(self, entry: ClipEntry, frame: int = 0) -> ClipView:
         record = entry.record
         strip = []
-        for i, frame in enumerate(entry.frames):
-            thumb = resize(frame, STRIP_HEIGHT)
+        for i, image in enumerate(entry.frames):
+            thumb = resize(image, STRIP_HEIGHT)
             thumb = draw_boxes(thumb, frame_boxes(record, i), box_scale(record, thumb), width=2)
             flag = "" if bool(record.face_detected[i]) else " · no face"
             strip.append((thumb, f"{i}: t={float(record.frame_times[i]):.1f}s{flag}"))
@@ -320,23 +414,27 @@ class Studio:
                    f"{record.faces.shape[0]} sampled frames ({n_faces} with a face), "
                    f"{record.mel.shape[1]} mel frames · prepared in "
                    f"{entry.timings.get('prepare_total_s', 0):.2f} s")
-        return ClipView(strip=strip, n_frames=int(record.faces.shape[0]), summary=summary)
+        if entry.cue_file:
+            summary += " · true cue regions known (dotted green outlines; Ground truth tab)"
+        return ClipView(strip=strip, n_frames=int(record.faces.shape[0]), summary=summary, frame=frame)
 
     def frame_view(self, entry: ClipEntry, pred: Prediction, frame: int, with_frame: bool = True) -> FrameView:
         record = entry.record
         n = int(record.faces.shape[0])
         if n == 0:
             note = pred.face_note or "No face frames."
-            return FrameView(None, None, None, ["region"], [], note)
+            return FrameView(None, None, None, ["region"], [], note, 0)
         frame = int(min(max(frame, 0), n - 1))
         image = None
         if with_frame and frame < len(entry.frames):
             big = entry.frames[frame]
             image = draw_boxes(big, frame_boxes(record, frame), box_scale(record, big), width=3)
-        grid = layer_grid_image(pred, frame)
-        stat, draw = self._regions(entry, frame)
-        facs = facs_view(pred, frame, stat, draw)
-        return FrameView(image, grid, facs.image, facs.headers, facs.rows, facs.note)
+        cue = record.face_cues[frame] if entry.cue_file and record.face_cues is not None else None
+        regions = self._regions(entry, frame)
+        table = facs_table(pred, frame, regions)
+        return FrameView(image, layer_grid_figure(pred, frame, cue),
+                         facs_figure(pred, frame, regions, table.proto_names, table.rows, table.headers, cue),
+                         table.headers, table.rows, table.note, frame)
 
     def p_view(self, entry: ClipEntry, pred: Prediction) -> PView:
         """The p-dependent views. Drawn once per (clip, p) and kept with the entry (figures are never
@@ -345,69 +443,96 @@ class Studio:
             drawn = entry.drawn.get(pred.top_p)
         if drawn is None:
             label, prob_fig, modality_fig = probabilities_view(pred)
-            drawn = (label, prob_fig, modality_fig, mel_masks_image(pred, bases=entry.mel_bases),
-                     G.flops_bar_figure(pred.flops), numbers(pred))
+            rows = self.cue_rows(entry, pred)
+            cue_fig, cue_text = cue_summary(rows, pred.top_p)
+            mel_cue = entry.record.mel_cues if entry.cue_file else None
+            drawn = (label, prob_fig, modality_fig,
+                     mel_figure(pred, bases=entry.mel_bases, cue_mask=mel_cue,
+                                data_config=self.predictor(entry.checkpoint).data_config),
+                     G.flops_bar_figure(pred.flops), numbers(pred, rows), cue_fig, cue_text)
             with self.lock:
                 entry.drawn[pred.top_p] = drawn
                 while len(entry.drawn) > len(self.settings.top_p_grid) + 4:
                     entry.drawn.pop(next(iter(entry.drawn)))
-        label, prob_fig, modality_fig, mel_image, flops_fig, values = drawn
-        return PView(label=label, probabilities_fig=prob_fig, modality_fig=modality_fig, mel_image=mel_image,
+        label, prob_fig, modality_fig, mel_fig, flops_fig, values, cue_fig, cue_text = drawn
+        return PView(label=label, probabilities_fig=prob_fig, modality_fig=modality_fig, mel_fig=mel_fig,
                      flops_fig=flops_fig, flops_p_fig=self._marked_curve(entry, pred), flops_text=flops_line(pred),
-                     numbers=values)
+                     numbers=values, cue_fig=cue_fig, cue_text=cue_text)
 
     @staticmethod
     def _marked_curve(entry: ClipEntry, pred: Prediction) -> dict | None:
         """The cost curve marked at the current p (None before the sweep has run)."""
         return mark_top_p(entry.curve, pred.top_p) if entry.curve else None
 
-    def status(self, entry: ClipEntry, pred: Prediction, action: str, seconds: float) -> str:
+    def text_note(self, state: StudioState) -> str:
+        """How much of the state's transcript the model read (tokens used, words its limit dropped)."""
+        coverage = self._entry(state).prepared.text_coverage
+        if coverage is None:
+            return ""
+        return ("⚠️ " if coverage.truncated else "") + "**Transcript:** " + coverage.summary()
+
+    def status(self, entry: ClipEntry, pred: Prediction, action: str, seconds: float, notes: Sequence[str] = ()) -> str:
         predicted = ", ".join(pred.predicted) or "none above threshold"
         parts = [f"**Done:** {action} in {seconds:.2f} s · predicted: **{predicted}**"]
         if pred.top_p is None:
             parts.append("FE2E: top-p ignored")
-        parts += [f"Note: {n}" for n in pred.notes]
+        parts += [f"Note: {n}" for n in (*notes, *pred.notes, *([entry.cue_note] if entry.cue_note else [])) if n]
         return "  \n".join(parts)
 
     # callbacks --------------------------------------------------------------------------------
-    def analyze(self, video: str | None, transcript: str | None, checkpoint: str | None,
-                top_p: float | None) -> tuple[StudioState, ClipView, FrameView, PView, str]:
-        """Upload → first result. Raises ClipError / CheckpointError / UserInputError for bad input."""
+    def analyze(self, video: str | None, transcript: str | None, checkpoint: str | None, top_p: float | None,
+                cue_file: str | None = None, progress: Progress | None = None
+                ) -> tuple[StudioState, ClipView, FrameView, PView, str]:
+        """Upload → first result. Raises ClipError / CheckpointError / UserInputError for bad input.
+
+        ``cue_file``: a synthetic clip's ``cues/<id>.npz`` (the sample clips' are found by themselves).
+        ``progress(fraction, stage)`` hears of each stage (decode, faces, audio, encoders, views).
+        """
         if not video:
             raise UserInputError("Upload a video first.")
         checkpoint = checkpoint or self.default_checkpoint()
+        p, p_note = clamp_top_p(top_p)
         start = time.perf_counter()
-        entry = self._build_entry(str(video), transcript, checkpoint)
-        pred = self.prediction(entry, top_p)
-        frame = max(best_frame(entry.record), 0)
+        entry = self._build_entry(str(video), transcript, checkpoint, cue_file or None, progress)
+        if progress is not None:
+            progress(0.96, "Sparse layers, heads and views")
+        pred = self.prediction(entry, p)
+        record = entry.record
+        # A clip with known cues opens on a frame that shows one (the cue outlines need something to outline).
+        showing_cue = record.face_cues.reshape(len(record.face_cues), -1).any(axis=1) \
+            if entry.cue_file and record.face_cues is not None else None
+        frame = max(best_frame(record, showing_cue), 0)
         state = StudioState(key=entry.key, video=str(video), transcript=entry.prepared.transcript,
-                            checkpoint=checkpoint, top_p=pred.top_p, frame=frame)
-        views = (self.clip_view(entry), self.frame_view(entry, pred, frame), self.p_view(entry, pred))
-        return (state, *views, self.status(entry, pred, "Analysed", time.perf_counter() - start))
+                            checkpoint=checkpoint, top_p=pred.top_p, frame=frame, cue_file=cue_file or None)
+        views = (self.clip_view(entry, frame), self.frame_view(entry, pred, frame), self.p_view(entry, pred))
+        return (state, *views, self.status(entry, pred, "Analysed", time.perf_counter() - start, [p_note]))
 
-    def set_top_p(self, state: StudioState | None, top_p: float) -> tuple[StudioState, FrameView, PView, str]:
-        """Slider moved: rerun only the sparse stage + heads from the cached entry."""
+    def set_top_p(self, state: StudioState | None, top_p: float | None) -> tuple[StudioState, FrameView, PView, str]:
+        """Slider moved: rerun only the sparse stage + heads from the cached entry. A value typed out
+        of range is clamped, applied and named in the status line."""
         start = time.perf_counter()
         entry = self._entry(state)
-        pred = self.prediction(entry, top_p)
+        p, note = clamp_top_p(top_p)
+        pred = self.prediction(entry, p if p is not None else state.top_p)
         state = state.replace(key=entry.key, top_p=pred.top_p)
         frame_view = self.frame_view(entry, pred, state.frame, with_frame=False)
+        action = f"Top-p {pred.top_p}" if pred.top_p is not None else "Rerun"
         return state, frame_view, self.p_view(entry, pred), self.status(
-            entry, pred, f"Top-p {pred.top_p}" if pred.top_p is not None else "Rerun", time.perf_counter() - start)
+            entry, pred, action, time.perf_counter() - start, [note])
 
     def set_transcript(self, state: StudioState | None, transcript: str) -> tuple[StudioState, FrameView, PView, str]:
         """Transcript edited: re-encode the text, reuse the dense visual/audio features."""
         start = time.perf_counter()
         entry = self._entry(state)
         text = (transcript or "").strip()
-        key = clip_key(entry.checkpoint, entry.prepared.video_sha1, text)
+        key = clip_key(entry.checkpoint, entry.prepared.video_sha1, text, state.cue_file)
         with self.lock:
             new = self.entries.get(key)
         if new is None:
             prepared = self.predictor(entry.checkpoint).retext(entry.prepared, text)
             new = ClipEntry(key=key, checkpoint=entry.checkpoint, video=entry.video, prepared=prepared,
                             frames=entry.frames, regions=entry.regions, mel_bases=entry.mel_bases,
-                            timings=dict(entry.timings))
+                            timings=dict(entry.timings), cue_file=entry.cue_file, cue_note=entry.cue_note)
             self._store(new)
         pred = self.prediction(new, state.top_p)
         state = state.replace(key=new.key, transcript=text, top_p=pred.top_p)
@@ -419,10 +544,13 @@ class Studio:
         """Sweep the p-grid once per clip + transcript (:meth:`Predictor.sweep`) and plot FLOPs and kept
         fraction against p with the current p marked. The sweep's predictions join the entry's cache,
         so later slider moves onto grid values only redraw. Runs right after ``analyze`` /
-        ``set_transcript`` (a ``.then`` step), so the first result does not wait for it."""
+        ``set_transcript`` (a ``.then`` step), so the first result does not wait for it. A dense
+        checkpoint (FE2E) gets a flat line and a caption saying why."""
         entry = self._entry(state)
         pred = self.prediction(entry, state.top_p)
-        if not entry.sweep and pred.top_p is not None:
+        if pred.top_p is None:
+            return dense_cost_figure(pred), flops_line(pred)
+        if not entry.sweep:
             start = time.perf_counter()
             with self.lock:
                 known = dict(entry.grid)
@@ -434,12 +562,13 @@ class Studio:
             entry.timings["sweep_s"] = time.perf_counter() - start
         return self._marked_curve(entry, pred), flops_line(pred)
 
-    def select_frame(self, state: StudioState | None, frame: int) -> tuple[StudioState, FrameView]:
+    def select_frame(self, state: StudioState | None, frame: Any) -> tuple[StudioState, FrameView, str]:
+        """Another sampled frame: its face views. A frame number out of range is clamped; the note
+        (else "") says so."""
         entry = self._entry(state)
         pred = self.prediction(entry, state.top_p)
-        n = int(entry.record.faces.shape[0])
-        frame = int(min(max(int(frame or 0), 0), max(n - 1, 0)))
-        return state.replace(frame=frame), self.frame_view(entry, pred, frame)
+        index, note = clamp_frame(frame, int(entry.record.faces.shape[0]))
+        return state.replace(frame=index), self.frame_view(entry, pred, index), note
 
     def export(self, state: StudioState | None) -> str:
         """Write the full report (as ``python -m mesm_viz.report`` does) for the current p and frame

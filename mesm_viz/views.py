@@ -7,30 +7,34 @@ the report (:mod:`mesm_viz.report`) writes some of them to disk.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from mesm_core.cues import CueRow
 from mesm_core.inference import Prediction, SweepPoint, format_flops
 from mesm_core.types import ClipRecord
 from mesm_viz import facs as F
 from mesm_viz import figures as G
+from mesm_viz.mel_plot import mel_pictures
 from mesm_viz.overlay import enlarge, layer_grid, mask_outline, normalize_heat, overlay, overlay_kept
-from mesm_viz.spectrogram import chunk_masks_to_mel, spectrogram_image, to_display
 
-log = logging.getLogger(__name__)
-
-__all__ = ["CROP_SCALE", "FACS_SCALE", "MEL_MIN_WIDTH", "ClipView", "FrameView", "PView", "FacsView", "best_frame",
-           "shown_class", "frame_regions", "layer_grid_image", "facs_view", "mel_masks_image", "probabilities_view",
-           "numbers", "flops_line", "cost_curve_figure", "mark_top_p"]
+__all__ = ["CROP_SCALE", "FACS_SCALE", "MEL_MIN_WIDTH", "BORDER_CELLS_NOTE", "ModelInfo", "ClipView", "FrameView", "PView",
+           "FacsTable", "FacsView", "best_frame", "shown_class", "frame_regions", "layer_grid_image", "facs_table",
+           "facs_view", "mel_masks_image", "probabilities_view", "numbers", "flops_line", "cost_curve_figure",
+           "dense_cost_figure", "mark_top_p", "cue_summary"]
 
 CROP_SCALE = 4          # 48×48 crop → 192×192 tiles (24/12/6 grids divide it exactly)
 FACS_SCALE = 6          # FACS overlay drawn on a 288×288 enlargement
 MEL_MIN_WIDTH = 800     # short clips' spectrograms are stretched in time (integer factor) towards this width
 PROTO_COLOR = (0, 255, 120)
 REGION_COLOR = (255, 255, 255)
+# Why MESM's FLOPs stay below the dense count even when every cell is kept (docs/deviations.md, "Border cells").
+BORDER_CELLS_NOTE = ("A submanifold 3×3 conv counts only active neighbours, so a border cell (fewer than 9 "
+                     "neighbours inside the grid) costs less than the dense count, which charges all 9 padding "
+                     "included: with every cell kept, MESM's feature extractor counts about 0.91 of dense.")
 
 
 @dataclass
@@ -38,24 +42,73 @@ class ClipView:
     strip: list[tuple[np.ndarray, str]]   # gallery items: (thumbnail with box, caption)
     n_frames: int
     summary: str                          # markdown: clip facts
+    frame: int = 0                        # the frame selected first (the most confident face)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the page says beside the prediction about the checkpoint that made it."""
+
+    name: str
+    arch: str
+    classes: tuple[str, ...]
+    trained_on: str | None                # from the checkpoint's metadata or model card (None: not recorded)
+    source: str                           # where that came from ("config.json", "model card", "not recorded")
+    synthetic: bool
+    card: str | None                      # the model card file
+    top_p: float | None                   # the p it was trained with (MESM)
+    thresholds: str                       # "tuned on validation" or "default 0.5"
+    valid_f1: float | None = None
+
+    def markdown(self, card_link: str | None = None) -> str:
+        """Markdown for the page; ``card_link`` is a URL the browser can open for the model card."""
+        lines = []
+        if self.synthetic:
+            lines.append("⚠️ **Trained on synthetic clips only.** On real faces and voices its answers mean little, "
+                         "however confident they look.")
+        arch = self.arch.upper() + (f", trained at p = {self.top_p:g}" if self.top_p is not None else "")
+        lines.append(f"**Model** `{self.name}` ({arch}) · **classes** {', '.join(self.classes)} · "
+                     f"**thresholds** {self.thresholds}"
+                     + (f" · validation macro-F1 {100 * self.valid_f1:.1f}" if self.valid_f1 is not None else ""))
+        trained = self.trained_on or "the checkpoint does not record its training data"
+        lines.append(f"**Trained on** ({self.source}): {trained}")
+        if card_link:
+            lines.append(f"[Model card]({card_link})")
+        elif self.card:
+            lines.append(f"Model card: `{Path(self.card).name}` in the checkpoint folder")
+        return "  \n".join(lines)
+
+
+@dataclass
+class FacsTable:
+    """The FACS table of one frame and what the overlay needs to mark the prototype."""
+
+    headers: list[str]
+    rows: list[list[Any]]                 # per region: label, AUs, prototype marker, mass and kept per layer
+    note: str                             # caption: which prototype is shown and why
+    shown: str                            # the class whose prototype is marked
+    proto_names: set[str]                 # names of the regions of that prototype
 
 
 @dataclass
 class FacsView:
+    """The report's FACS view: the table and a PNG of the regions over the layer-1 attention."""
+
     image: np.ndarray                     # layer-1 attention on the enlarged crop, regions outlined
     headers: list[str]
-    rows: list[list[Any]]                 # per region: label, AUs, prototype marker, mass and kept per layer
-    note: str                             # caption: which prototype is shown and why
+    rows: list[list[Any]]
+    note: str
 
 
 @dataclass
 class FrameView:
     frame_image: np.ndarray | None        # selected frame, large, with its box
-    layer_grid: np.ndarray | None         # layer × {attention, kept} on the face crop
-    facs_image: np.ndarray | None
+    layer_fig: dict | None                # layer × {attention, kept} on the face crop (Plotly dict)
+    facs_fig: dict | None                 # FACS regions over the layer-1 attention (Plotly dict)
     facs_headers: list[str]
     facs_rows: list[list[Any]]
     facs_note: str
+    frame: int = 0                        # the frame shown (after clamping)
 
 
 @dataclass
@@ -63,18 +116,25 @@ class PView:
     label: dict[str, float]
     probabilities_fig: Any
     modality_fig: Any
-    mel_image: np.ndarray
+    mel_fig: dict                         # spectrogram and kept cells on time/frequency axes (Plotly dict)
     flops_fig: Any
     flops_p_fig: Any
     flops_text: str
     numbers: dict[str, Any]               # machine-readable summary (top_p, FLOPs, kept fractions, predicted)
+    cue_fig: Any = None                   # attention and kept cells inside the true cue vs chance (clips with cues)
+    cue_text: str = ""
 
 
-def best_frame(record: ClipRecord) -> int:
-    """The sampled frame with the most confident face (0 when none was detected, -1 when no frames)."""
+def best_frame(record: ClipRecord, among: np.ndarray | None = None) -> int:
+    """The sampled frame with the most confident face (0 when none was detected, -1 when no frames).
+
+    ``among``: bool (F,) frames to prefer (e.g. those showing a true cue); ignored when none qualifies.
+    """
     if record.faces.shape[0] == 0:
         return -1
     probs = np.where(record.face_detected, record.face_probs, -1.0)
+    if among is not None and np.asarray(among, bool).any():
+        probs = np.where(np.asarray(among, bool), probs + 2.0, probs)
     return int(np.argmax(probs))
 
 
@@ -121,33 +181,17 @@ def layer_grid_image(pred: Prediction, frame: int, scale: int = CROP_SCALE) -> n
     return layer_grid([heat_row, kept_row], [heat_labels, kept_labels])
 
 
-def facs_view(pred: Prediction, frame: int, stat_regions: Sequence[F.Region] | None = None,
-              draw_regions: Sequence[F.Region] | None = None, scale: int = FACS_SCALE) -> FacsView:
-    """FACS overlay image, table and caption for one frame.
-
-    The image: first-layer attention as heat (cold cells transparent), every region outlined, the
-    regions of the shown class's prototype in green. The table: per region its AUs, the attention mass
-    inside it and its kept fraction per sparse layer, and the prototype marker. ``stat_regions``
-    (crop size) and ``draw_regions`` (``scale`` × crop size) default to :func:`frame_regions`; the
-    studio passes the ones it cached.
-    """
+def facs_table(pred: Prediction, frame: int, stat_regions: Sequence[F.Region] | None = None, *,
+               legend_hint: bool = True) -> FacsTable:
+    """Per region of one frame: its AUs, the prototype marker, and per sparse layer the attention mass
+    inside it and its kept fraction; the caption says which prototype is marked and why (and, with
+    ``legend_hint``, that the interactive overlay's legend shows the other regions)."""
     record = pred.record
     stat_regions = frame_regions(record, frame) if stat_regions is None else stat_regions
-    draw_regions = frame_regions(record, frame, scale) if draw_regions is None else draw_regions
-    crop = enlarge(record.faces[frame], scale)
     blocks = pred.trace.get("visual", [])
     shown, above = shown_class(pred)
     proto = F.prototype_for(shown)
     proto_names = {r.name for r in F.prototype_regions(proto, stat_regions)} if proto else set()
-    if blocks:
-        heat = normalize_heat(blocks[0].attention[frame], mode="minmax")
-        base = overlay(crop, heat, alpha=0.6, alpha_by_heat=True)
-    else:
-        base = crop.copy()
-    for region in draw_regions:
-        edge = mask_outline(region.mask, thickness=2 if region.name in proto_names else 1)
-        base[edge] = PROTO_COLOR if region.name in proto_names else REGION_COLOR
-
     headers = ["region", "AUs", f"prototype ({shown})"]
     headers += [f"attention L{i}" for i in range(1, len(blocks) + 1)]
     headers += [f"kept L{i}" for i in range(1, len(blocks) + 1)]
@@ -164,42 +208,55 @@ def facs_view(pred: Prediction, frame: int, stat_regions: Sequence[F.Region] | N
     if proto:
         note = (f"Green: regions of the {proto.emotion} prototype AU {proto.notation} for the {which} class "
                 f"**{shown}** — {proto.note}.")
+        hint = " The other regions are in the legend: click one to show it."
     else:
         note = f"**{shown}** ({which}): {F.label_mapping(shown).note}."
+        hint = " The regions are in the legend: click one to show it."
+    note += hint if legend_hint else ""
     if not bool(record.face_detected[frame]):
         note += " No face detected in this frame: regions use the template face on a centre crop."
     if not blocks:
         note += " Dense model (FE2E): no attention to show."
-    return FacsView(base, headers, rows, note)
+    return FacsTable(headers, rows, note, shown, proto_names)
+
+
+def facs_view(pred: Prediction, frame: int, stat_regions: Sequence[F.Region] | None = None,
+              draw_regions: Sequence[F.Region] | None = None, scale: int = FACS_SCALE) -> FacsView:
+    """The report's FACS overlay image, table and caption for one frame.
+
+    The image: first-layer attention as heat (cold cells transparent), every region outlined, the
+    regions of the shown class's prototype in green. ``stat_regions`` (crop size) and ``draw_regions``
+    (``scale`` × crop size) default to :func:`frame_regions`.
+    """
+    record = pred.record
+    table = facs_table(pred, frame, stat_regions, legend_hint=False)
+    draw_regions = frame_regions(record, frame, scale) if draw_regions is None else draw_regions
+    crop = enlarge(record.faces[frame], scale)
+    blocks = pred.trace.get("visual", [])
+    if blocks:
+        heat = normalize_heat(blocks[0].attention[frame], mode="minmax")
+        base = overlay(crop, heat, alpha=0.6, alpha_by_heat=True)
+    else:
+        base = crop.copy()
+    for region in draw_regions:
+        proto = region.name in table.proto_names
+        edge = mask_outline(region.mask, thickness=2 if proto else 1)
+        base[edge] = PROTO_COLOR if proto else REGION_COLOR
+    return FacsView(base, table.headers, table.rows, table.note)
 
 
 def mel_masks_image(pred: Prediction, min_width: int = MEL_MIN_WIDTH, bases: dict | None = None) -> np.ndarray:
-    """Mel spectrogram (dB, low frequencies at the bottom) and, per sparse layer, its kept cells.
+    """The report's picture of :func:`mesm_viz.mel_plot.mel_pictures`: the mel spectrogram (dB, low
+    frequencies at the bottom) and, per sparse layer, its kept cells, stacked with a label strip each.
 
     Short clips are stretched in time by the integer factor ``min_width // T`` (nearest, so cell
     boundaries stay exact); clips of ``min_width`` mel frames or more are drawn 1 px per frame.
-    ``bases``: a dict kept per clip to reuse the two coloured spectrograms (they do not depend on p).
     """
-    mel = pred.record.mel
-    n_mels, n_frames = mel.shape
+    n_frames = pred.record.mel.shape[1]
     stretch = (1, max(1, min_width // max(n_frames, 1)))
-    bases = {} if bases is None else bases
-    if "magma" not in bases:
-        bases["magma"] = spectrogram_image(mel)          # display order: low frequencies at the bottom
-        bases["gray"] = spectrogram_image(mel, "gray")
-    rows = [[enlarge(bases["magma"], stretch)]]
-    labels = [["mel spectrogram (dB), low frequencies at the bottom"]]
-    for index, block in enumerate(pred.trace.get("audio", []), start=1):
-        try:
-            mask = chunk_masks_to_mel(block.kept, n_frames, n_mels=n_mels, chunk_frames=pred.chunk_frames)
-        except ValueError as exc:  # chunking disagreement: show the plain mel rather than fail the view
-            log.warning("audio mask of layer %d not drawn: %s", index, exc)
-            continue
-        # = spectrogram_overlay(mel, mask) on the cached grey spectrogram (mask flipped the same way)
-        rows.append([enlarge(overlay_kept(bases["gray"], to_display(mask), outline=False), stretch)])
-        h, w = block.grid
-        labels.append([f"layer {index}: kept cells ({h}x{w} per 400 ms chunk) {block.kept.mean():.0%}"])
-    return layer_grid(rows, labels, label_height=14)
+    pictures = mel_pictures(pred, bases)
+    return layer_grid([[enlarge(image, stretch)] for image, _ in pictures], [[title] for _, title in pictures],
+                      label_height=14)
 
 
 def probabilities_view(pred: Prediction) -> tuple[dict[str, float], Any, Any]:
@@ -214,8 +271,9 @@ def probabilities_view(pred: Prediction) -> tuple[dict[str, float], Any, Any]:
     return dict(pred.probabilities), prob_fig, modality_fig
 
 
-def numbers(pred: Prediction) -> dict[str, Any]:
-    """The machine-readable summary the API returns (``/analyze``, ``/set_top_p``)."""
+def numbers(pred: Prediction, cue_rows: Sequence[CueRow] = ()) -> dict[str, Any]:
+    """The machine-readable summary the API returns (``/analyze``, ``/set_top_p``); ``cues`` holds the
+    per-layer rows of :func:`mesm_core.cues.clip_cue_rows` (empty for clips without known cues)."""
     return {
         "top_p": pred.top_p,
         "arch": pred.arch,
@@ -227,6 +285,8 @@ def numbers(pred: Prediction) -> dict[str, Any]:
         "predicted": pred.predicted,
         "probabilities": {c: round(v, 4) for c, v in pred.probabilities.items()},
         "transcript": pred.transcript,
+        "text_tokens": pred.text_coverage.to_dict() if pred.text_coverage is not None else None,
+        "cues": [row.to_dict() for row in cue_rows],
     }
 
 
@@ -236,7 +296,8 @@ def flops_line(pred: Prediction) -> str:
             f"({pred.flops_ratio:.1%})**")
     if pred.top_p is not None:
         kept = ", ".join(f"{m} " + "/".join(f"{k:.0%}" for k in v) for m, v in pred.kept_fraction.items())
-        text += f" at p = {pred.top_p:.2f} · kept cells per layer: {kept}"
+        text += (f" at p = {pred.top_p:.2f} · kept cells per layer: {kept} · even with every cell kept the sparse "
+                 "layers count below dense: border cells, see the Cost tab")
     else:
         text += " · dense model (FE2E): top-p does not apply"
     return text
@@ -247,6 +308,23 @@ def cost_curve_figure(points: Sequence[SweepPoint]) -> dict:
     built once per clip, then :func:`mark_top_p` adds the current p in microseconds."""
     rows = [(p.top_p, p.flops_actual, p.flops_dense, p.mean_kept) for p in points]
     return G.flops_vs_p_figure(rows, current_p=None).to_plotly_json()
+
+
+def dense_cost_figure(pred: Prediction) -> Any:
+    """The Cost tab's p-curve panel for a dense model: a flat line and a caption saying why."""
+    return G.flat_cost_figure(float(pred.flops.dense))
+
+
+def cue_summary(rows: Sequence[CueRow], top_p: float | None) -> tuple[Any, str]:
+    """The faithfulness figure (attention and kept cells inside the true cue against chance, per layer)
+    and a one-line summary for people. (None, "") without rows."""
+    if not rows:
+        return None, ""
+    best = max(rows, key=lambda r: r.attention_ratio if r.attention_ratio == r.attention_ratio else -1)
+    line = (f"At p = {top_p:.2f}, the layer whose attention is most concentrated on the true cue is "
+            f"{best.modality} L{best.block}: {best.attention_in_cue:.0%} of its attention against "
+            f"{best.chance:.0%} by chance (×{best.attention_ratio:.1f}).") if top_p is not None else ""
+    return G.cue_figure(rows, top_p), line
 
 
 def mark_top_p(figure: dict, top_p: float | None) -> dict:

@@ -1,4 +1,5 @@
-"""The Gradio app in-process, driven through its named API endpoints with gradio_client."""
+"""The Gradio app in-process, driven through its named API endpoints with gradio_client: the results, the
+clamped slider, the preview of any container, and no stale views after a bad upload."""
 
 from __future__ import annotations
 
@@ -12,16 +13,32 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # a live server
 
-# Order of the /analyze outputs (see mesm_viz.app.build_app): state is not part of the API.
-ANALYZE = ["gallery", "frame_index", "frame_img", "layer_img", "facs_img", "facs_table", "facs_note", "label",
-           "prob_plot", "modality_plot", "mel_img", "flops_plot", "flops_p_plot", "flops_text", "numbers",
-           "clip_md", "status"]
-SET_TOP_P = ["layer_img", "facs_img", "facs_table", "facs_note", "label", "prob_plot", "modality_plot", "mel_img",
-             "flops_plot", "flops_p_plot", "flops_text", "numbers", "status"]
+# Order of the /analyze outputs (see mesm_viz.app.build_app): state, the Ground truth tab and the buttons
+# are not part of the API.
+ANALYZE = ["gallery", "frame_index", "frame_img", "layer_plot", "facs_plot", "facs_table", "facs_note", "label",
+           "prob_plot", "modality_plot", "mel_plot", "flops_plot", "flops_p_plot", "flops_text", "numbers", "cue_md",
+           "cue_plot", "clip_md", "text_note", "export_file", "status"]
+P_VIEWS = ["layer_plot", "facs_plot", "facs_table", "facs_note", "label", "prob_plot", "modality_plot", "mel_plot",
+           "flops_plot", "flops_p_plot", "flops_text", "numbers", "cue_md", "cue_plot"]
+SET_TOP_P = [*P_VIEWS, "top_p", "status"]
+SET_TRANSCRIPT = [*P_VIEWS, "text_note", "status"]
+SELECT_FRAME = ["gallery", "frame_index", "frame_img", "layer_plot", "facs_plot", "facs_table", "facs_note", "status"]
 
 
-def _digest(path: str) -> str:
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+def _digest(figure: dict) -> str:
+    return hashlib.sha1(figure["plot"].encode("utf-8")).hexdigest()
+
+
+def _value(output):
+    """An output's value: updates (a gallery with its selected thumbnail, a slider) come as dicts."""
+    return output.get("value") if isinstance(output, dict) and output.get("__type__") == "update" else output
+
+
+def _analyze(client, video, transcript, checkpoint, top_p=0.5, cues=None) -> dict:
+    from gradio_client import handle_file
+
+    out = client.predict(handle_file(str(video)), transcript, checkpoint, top_p, cues, api_name="/analyze")
+    return {name: _value(value) for name, value in zip(ANALYZE, out)}
 
 
 @pytest.fixture(scope="module")
@@ -57,20 +74,22 @@ def test_api_lists_named_endpoints(served):
     info = served["client"].view_api(print_info=False, return_format="dict")
     names = set(info["named_endpoints"])
     for name in ("/analyze", "/set_top_p", "/set_transcript", "/select_frame", "/export", "/cost_curve",
-                 "/checkpoint_info"):
+                 "/checkpoint_info", "/preview"):
         assert name in names, names
+    assert len(info["named_endpoints"]["/analyze"]["returns"]) == len(ANALYZE)
+    assert len(info["named_endpoints"]["/set_top_p"]["returns"]) == len(SET_TOP_P)
+    assert len(info["named_endpoints"]["/set_transcript"]["returns"]) == len(SET_TRANSCRIPT)
+    assert len(info["named_endpoints"]["/select_frame"]["returns"]) == len(SELECT_FRAME)
 
 
 def test_analyze_then_move_top_p(served):
-    from gradio_client import handle_file
-
     client = served["client"]
-    out = dict(zip(ANALYZE, client.predict(handle_file(str(served["clip"])), served["transcript"], served["checkpoint"], 0.3,
-                                           api_name="/analyze")))
+    out = _analyze(client, served["clip"], served["transcript"], served["checkpoint"], 0.3)
     assert out["status"].startswith("**Done:**"), out["status"]
     first = out["numbers"]
     assert first["top_p"] == 0.3 and len(out["gallery"]) == 4  # 2 s at one frame per 0.5 s
-    assert Path(out["layer_img"]).is_file() and Path(out["mel_img"]).is_file()
+    assert json.loads(out["layer_plot"]["plot"])["data"] and json.loads(out["mel_plot"]["plot"])["layout"]["images"]
+    assert "tokens used" in out["text_note"]
 
     high = dict(zip(SET_TOP_P, client.predict(0.9, api_name="/set_top_p")))
     assert high["numbers"]["top_p"] == 0.9
@@ -78,8 +97,8 @@ def test_analyze_then_move_top_p(served):
     assert high["numbers"]["flops_dense"] == first["flops_dense"]
     for modality in ("visual", "audio"):
         assert high["numbers"]["kept_cells"][modality][0] > first["kept_cells"][modality][0]
-    assert _digest(high["layer_img"]) != _digest(out["layer_img"])   # the masks moved
-    assert _digest(high["mel_img"]) != _digest(out["mel_img"])
+    assert _digest(high["layer_plot"]) != _digest(out["layer_plot"])   # the masks moved
+    assert _digest(high["mel_plot"]) != _digest(out["mel_plot"])
     assert "p = 0.90" in high["flops_text"]
 
     low = dict(zip(SET_TOP_P, client.predict(0.3, api_name="/set_top_p")))
@@ -89,41 +108,75 @@ def test_analyze_then_move_top_p(served):
     assert json.loads(curve["plot"])["data"] and "FLOPs" in text
 
 
-def test_transcript_frame_and_export(served):
-    from gradio_client import handle_file
-
+def test_a_typed_top_p_out_of_range_is_applied_clamped(served):
+    """Typing 2 (or 0) into the slider's box: no red error badges, the clamped value is applied and named."""
     client = served["client"]
-    client.predict(handle_file(str(served["clip"])), served["transcript"], served["checkpoint"], 0.5, api_name="/analyze")
-    edited = dict(zip(SET_TOP_P, client.predict("a completely different sentence", api_name="/set_transcript")))
-    assert edited["numbers"]["transcript"] == "a completely different sentence"
-    assert "re-encoded" in edited["status"]
+    _analyze(client, served["clip"], served["transcript"], served["checkpoint"], 0.5)
+    two = dict(zip(SET_TOP_P, client.predict(2, api_name="/set_top_p")))
+    assert two["numbers"]["top_p"] == 1.0 and "2 was applied as 1" in two["status"]
+    zero = dict(zip(SET_TOP_P, client.predict(0, api_name="/set_top_p")))
+    assert zero["numbers"]["top_p"] == 0.05 and "0 was applied as 0.05" in zero["status"]
+    frame = dict(zip(SELECT_FRAME, client.predict(50, api_name="/select_frame")))
+    assert "Frame 50 does not exist" in frame["status"]
 
-    frame_img, layer_img, *_rest, status = client.predict(3, api_name="/select_frame")
-    assert Path(frame_img).is_file() and Path(layer_img).is_file()
+
+def test_transcript_frame_and_export(served):
+    client = served["client"]
+    _analyze(client, served["clip"], served["transcript"], served["checkpoint"], 0.5)
+    edited = dict(zip(SET_TRANSCRIPT, client.predict("a completely different sentence", api_name="/set_transcript")))
+    assert edited["numbers"]["transcript"] == "a completely different sentence"
+    assert "re-encoded" in edited["status"] and "tokens used" in edited["text_note"]
+
+    frame = dict(zip(SELECT_FRAME, client.predict(3, api_name="/select_frame")))
+    assert Path(frame["frame_img"]).is_file() and json.loads(frame["layer_plot"]["plot"])["data"]
 
     zip_path, status = client.predict(api_name="/export")
     with zipfile.ZipFile(zip_path) as archive:
         assert any(name.endswith("report.json") for name in archive.namelist())
 
 
-def test_bad_upload_keeps_server_serving(served):
-    from gradio_client import handle_file
-
+def test_a_bad_upload_clears_the_previous_results(served):
+    """Clip A analysed, then a broken file: one clear message, every view of A gone, the slider and Export
+    no longer act on A, and the server still serves the next good clip."""
     client = served["client"]
+    good = _analyze(client, served["clip"], served["transcript"], served["checkpoint"], 0.5)
+    assert good["status"].startswith("**Done:**")
     garbage = served["root"] / "broken.mp4"
     garbage.write_bytes(b"definitely not a video" * 50)
-    out = dict(zip(ANALYZE, client.predict(handle_file(str(garbage)), served["transcript"], served["checkpoint"], 0.5,
-                                           api_name="/analyze")))
-    assert out["status"].startswith("**Problem:**") and "broken.mp4" in out["status"]
-    empty = dict(zip(ANALYZE, client.predict(handle_file(str(served["clip"])), "", served["checkpoint"], 0.5,
-                                             api_name="/analyze")))
-    assert "Transcript needed" in empty["status"]
-    # Still serving: a good request right after works.
-    ok = dict(zip(ANALYZE, client.predict(handle_file(str(served["clip"])), served["transcript"], served["checkpoint"], 0.5,
-                                          api_name="/analyze")))
+    out = _analyze(client, garbage, served["transcript"], served["checkpoint"])
+    assert out["status"].startswith("**Problem:** “broken.mp4” could not be read as a video"), out["status"]
+    assert str(served["root"]) not in out["status"] and "Errno" not in out["status"]
+    assert out["gallery"] in ([], None) and not out["numbers"] and out["layer_plot"] is None
+    assert out["mel_plot"] is None and not out["label"] and out["flops_text"] == ""
+    moved = dict(zip(SET_TOP_P, client.predict(0.9, api_name="/set_top_p")))
+    assert "press **Analyze**" in moved["status"]           # nothing analysed: the slider acts on nothing
+    _, status = client.predict(api_name="/export")
+    assert "Analyze a video first" in status
+    empty = _analyze(client, served["clip"], "", served["checkpoint"])
+    assert "Transcript needed" in empty["status"] and not empty["numbers"]
+    ok = _analyze(client, served["clip"], served["transcript"], served["checkpoint"])
     assert ok["status"].startswith("**Done:**")
 
 
+def test_preview_of_any_container(served, media):
+    client = served["client"]
+    from gradio_client import handle_file
+
+    avi = media.write_video(served["root"] / "film.avi", 20, fps=10, frame=media.face_image(96, 128),
+                            audio=media.speechy_audio(2.0))
+    path, note = client.predict(handle_file(str(avi)), api_name="/preview")
+    path = path["video"] if isinstance(path, dict) else path
+    assert path.endswith(".mp4") and note == ""
+    import av
+
+    with av.open(path) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+    text = served["root"] / "notes.mp4"
+    text.write_text("not a video at all " * 40)
+    path, note = client.predict(handle_file(str(text)), api_name="/preview")
+    assert path is None and note.startswith("No preview: “notes.mp4” could not be read as a video")
+
+
 def test_checkpoint_info_endpoint(served):
-    slider, note = served["client"].predict(served["checkpoint"], api_name="/checkpoint_info")
-    assert "MESM" in note
+    slider, note, model = served["client"].predict(served["checkpoint"], api_name="/checkpoint_info")
+    assert "MESM" in note and "does not record its training data" in model

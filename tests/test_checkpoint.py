@@ -176,3 +176,21 @@ def test_load_weights_into_checks_keys_and_shapes(saved, tiny_mesm, tiny_batch):
     other = mesm_core.create_model("fe2e_small", text_pretrained=False, text_model="tiny-random")
     with pytest.raises(CheckpointError, match="weights do not match the model"):
         load_weights_into(other, saved)
+
+
+def test_read_training_data_from_metadata_card_or_nothing(saved, tmp_path):
+    from mesm_core.checkpoint import read_training_data
+
+    plain = read_training_data(saved)   # save_checkpoint's own card names no training data
+    assert plain.description is None and plain.source == "not recorded" and not plain.synthetic
+    assert plain.card is not None and plain.card.name == "README.md"
+    card = saved / "README.md"
+    card.write_text("# demo\n\nTrained on the **synthetic** dataset (1,200 clips; docs/synthetic.md). It demonstrates.\n")
+    from_card = read_training_data(saved)
+    assert from_card.source == "model card" and from_card.synthetic
+    assert from_card.description == "Trained on the synthetic dataset (1,200 clips; docs/synthetic.md)."
+    config = json.loads((saved / "config.json").read_text())
+    config["metadata"] = {"training_data": "IEMOCAP sessions 1-4"}
+    (saved / "config.json").write_text(json.dumps(config))
+    recorded = read_training_data(saved)
+    assert recorded.description == "IEMOCAP sessions 1-4" and recorded.source == "config.json" and not recorded.synthetic

@@ -131,6 +131,31 @@ def test_face_found_on_the_cropped_half_only(face_video, detector):
     assert marks[0, 0] < marks[1, 0] and marks[:2, 1].max() < marks[3:, 1].min()
 
 
+def test_big_frames_are_shrunk_for_detection_and_boxes_mapped_back(media, detector):
+    """A 1920×1080 frame is detected at 1280×720 (MTCNN's cost follows the pixel count); the box and
+    landmarks come back in the frame's own pixels, where full-size detection puts them."""
+    frame = media.blank_image(1080, 1920)
+    frame[200:800, 700:1275] = media.face_image(600, 575)
+    seen = []
+    real = detector.mtcnn.detect
+
+    def spy(batch, **kwargs):
+        seen.append(np.asarray(batch).shape)
+        return real(batch, **kwargs)
+
+    detector.mtcnn.detect = spy
+    try:
+        small = detector.detect([frame])[0]
+    finally:
+        del detector.mtcnn.detect
+    assert seen == [(1, 720, 1280, 3)] and detector.detection_scale(frame.shape) == pytest.approx(2 / 3)
+    full = FaceDetector(max_side=None).detect([frame])[0]
+    assert np.abs(small.box - full.box).max() < 12          # a few pixels at the shrunk scale
+    assert np.abs(small.points - full.points).max() < 12
+    assert 700 <= small.box[0] < small.box[2] <= 1280 and 200 <= small.box[1] < small.box[3] <= 810
+    assert FaceDetector().detection_scale((720, 1280, 3)) == 1.0   # frames up to 1280 px: as they are
+
+
 def test_require_face_raises_when_none_found(face_video, detector):
     with pytest.raises(NoFaceError, match="no face"):
         preprocess_clip(face_video, "x", detector=detector, crop="right", require_face=True)

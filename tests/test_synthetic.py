@@ -424,3 +424,28 @@ def test_make_samples_reproduces_the_committed_transcripts(tmp_path):
         with av.open(str(root / entries[0]["file"])) as container:
             frames.append(next(container.decode(video=0)).to_ndarray(format="rgb24"))
     np.testing.assert_array_equal(frames[0], frames[1])
+
+
+def test_committed_samples_carry_their_cue_files():
+    """Each sample names its video's SHA-1 and a small cue file that fits it (the studio finds it by content)."""
+    from mesm_core.io import file_sha1
+
+    for entry in json.loads((SAMPLES / "samples.json").read_text())["samples"]:
+        assert entry["sha1"] == file_sha1(SAMPLES / entry["file"])
+        cue_file = SAMPLES / entry["cue_file"]
+        assert cue_file.stat().st_size < 16 * 1024
+        cues = load_cues(cue_file)
+        assert cues.labels == entry["labels"] and all(cues.modality_cues.values())
+        assert cues.n_frames / cues.fps == pytest.approx(entry["duration_s"])
+
+
+def test_make_samples_cues_only_keeps_the_videos(tmp_path):
+    entries = make_samples(tmp_path, specs=SAMPLE_SPECS[:1])
+    video = tmp_path / entries[0]["file"]
+    before = video.read_bytes()
+    (tmp_path / entries[0]["cue_file"]).unlink()
+    again = make_samples(tmp_path, specs=SAMPLE_SPECS[:1], cues_only=True)
+    assert video.read_bytes() == before and (tmp_path / again[0]["cue_file"]).is_file()
+    assert again[0]["sha1"] == entries[0]["sha1"]
+    with pytest.raises(FileNotFoundError, match="cues_only needs the sample videos"):
+        make_samples(tmp_path / "empty", specs=SAMPLE_SPECS[:1], cues_only=True)

@@ -43,6 +43,15 @@ from mesm_core.types import ClipRecord
 # crop: None (whole frame), "left"/"right" half, a pixel box (x1, y1, x2, y2), or a callable (H, W) → box.
 CropSpec = Union[None, str, Sequence[int], Callable[[int, int], Box]]
 
+# progress(fraction done in [0, 1], what runs now): how a long clip tells a caller (the studio's progress
+# bar) where it is. Called a handful of times per clip, so it may be slow-ish.
+Progress = Callable[[float, str], None]
+
+
+def _report(progress: Progress | None, fraction: float, stage: str) -> None:
+    if progress is not None:
+        progress(fraction, stage)
+
 # A video that stops this long before its declared end is treated as truncated.
 _TRUNCATION_TOLERANCE_S = 1.0
 
@@ -305,10 +314,11 @@ def build_record(clip_id: str, frames: Sequence[np.ndarray], frame_times: np.nda
                  transcript: str, *, config: DataConfig, detector: FaceDetector | None, path: str | Path,
                  frame_size: tuple[int, int] | None = None, meta: dict | None = None,
                  require_face: bool = False, require_sound: bool = False,
-                 labels: np.ndarray | None = None) -> ClipRecord:
+                 labels: np.ndarray | None = None, progress: Progress | None = None) -> ClipRecord:
     """Faces (MTCNN + no-face policy) + mel + transcript → ClipRecord. Shared by every input kind."""
     meta = dict(meta or {})
     detector = detector or FaceDetector.from_config(config)
+    _report(progress, 0.45, f"Finding faces in {len(frames)} sampled frames")
     track = extract_faces(list(frames), detector, config)
     n_detected = int(track.detected.sum())
     meta.update(
@@ -329,6 +339,7 @@ def build_record(clip_id: str, frames: Sequence[np.ndarray], frame_times: np.nda
                 audio_channel=waveform.channel)
     if require_sound and silent:
         raise SilentAudioError(path, "the audio is silent (all samples are zero)")
+    _report(progress, 0.75, "Mel spectrogram")
     mel = melspectrogram(waveform.samples, config)
     return ClipRecord(
         id=clip_id,
@@ -368,7 +379,8 @@ def preprocess_clip(video: str | Path, transcript: str | None = None, *, audio: 
                     start: float | None = None, end: float | None = None, crop: CropSpec = None,
                     audio_channel: int | None = None, clip_id: str | None = None,
                     labels: np.ndarray | None = None, require_transcript: bool = False,
-                    require_face: bool = False, require_sound: bool = False) -> ClipRecord:
+                    require_face: bool = False, require_sound: bool = False,
+                    progress: Progress | None = None) -> ClipRecord:
     """Decode a video (optionally the window [start, end) s) into a :class:`ClipRecord`.
 
     Args:
@@ -380,6 +392,7 @@ def preprocess_clip(video: str | Path, transcript: str | None = None, *, audio: 
         audio_channel: keep one channel (0-based) instead of the mean of all channels.
         require_transcript / require_face / require_sound: turn an empty transcript, no detected
             face, or all-zero audio from a flag in ``record.meta`` into an error.
+        progress: called with (fraction, stage) as decoding, faces, audio and the mel begin.
 
     Returns a ClipRecord with F sampled frames (faces uint8 (F, 48, 48, 3), ...), mel (128, T)
     with T = 1 + n_samples // 200; ``meta`` (:class:`~mesm_core.types.ClipMeta`) holds the window,
@@ -425,12 +438,14 @@ def preprocess_clip(video: str | Path, transcript: str | None = None, *, audio: 
         # Unknown duration: sample up to just past the limit, so a too-long clip is still caught.
         horizon = duration if duration is not None else (config.max_duration_s or 3600.0) + 2 * interval
         targets = sample_times(horizon, interval, config.max_frames)
+        _report(progress, 0.05, "Decoding the video")
         decoded = _decode_sampled_frames(container, path, targets, origin + start_s, crop, open_ended)
         if open_ended:
             duration = (decoded.last_time or 0.0) + 1.0 / (decoded.frame_rate or 25.0)
             _check_window(path, duration, config)
         has_audio = bool(container.streams.audio)
 
+    _report(progress, 0.35, "Decoding the audio")
     if audio is not None:
         waveform = load_audio(audio, sample_rate=config.sample_rate, channel=audio_channel,
                               start=start, end=None if end is None else start_s + duration)
@@ -458,7 +473,7 @@ def preprocess_clip(video: str | Path, transcript: str | None = None, *, audio: 
         frame_size = (box[3] - box[1], box[2] - box[0]) if box else frame_hw
     return build_record(clip_id or path.stem, decoded.frames, decoded.times, waveform, text, config=config,
                         detector=detector, path=path, frame_size=frame_size, meta=meta,
-                        require_face=require_face, require_sound=require_sound, labels=labels)
+                        require_face=require_face, require_sound=require_sound, labels=labels, progress=progress)
 
 
 def _load_rgb(path: str | Path) -> np.ndarray:

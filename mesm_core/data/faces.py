@@ -25,6 +25,13 @@ Box = tuple[int, int, int, int]
 # MTCNN's smallest pyramid input is 12 px; smaller frames cannot contain a detectable face.
 _MIN_DETECTABLE_SIDE = 12
 
+# Frames whose longer side exceeds this are shrunk before detection (boxes and landmarks are mapped back,
+# and the crop is still cut from the full frame). MTCNN's cost grows with the pixel count: on one shared CPU
+# core a 3840×2160 frame took 2.4 s, shrunk to 1280×720 0.22 s, and a 3 s 4K clip (6 sampled frames)
+# preprocessed in 22 s instead of 1.6 s. At 1280 px the smallest face found (min_face_size 20 px) is 60 px
+# on a 4K frame, still above the 48 px crop. Frames up to 1280 px are detected as they are.
+DETECT_MAX_SIDE = 1280
+
 
 def crop_box(box: Sequence[float], image_hw: tuple[int, int], size: int = 48, margin: float = 2) -> Box:
     """Detection box (x1, y1, x2, y2) in image pixels → the integer pixel region that is cropped.
@@ -120,8 +127,10 @@ class FaceDetector:
     """
 
     def __init__(self, device: str = "cpu", batch_size: int = 16, image_size: int = 48, margin: float = 2,
-                 min_face_size: int = 20, thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709):
+                 min_face_size: int = 20, thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709,
+                 max_side: int | None = DETECT_MAX_SIDE):
         self.device = device
+        self.max_side = None if not max_side else int(max_side)
         self.batch_size = int(batch_size)
         self.image_size = int(image_size)
         self.margin = margin
@@ -144,8 +153,19 @@ class FaceDetector:
                                 thresholds=self.thresholds, factor=self.factor, device=self.device).eval()
         return self._mtcnn
 
+    def detection_scale(self, shape: Sequence[int]) -> float:
+        """The factor a frame of ``shape`` (H, W, ...) is resized by before detection (1.0: as it is)."""
+        longest = max(int(shape[0]), int(shape[1]))
+        return self.max_side / longest if self.max_side and longest > self.max_side else 1.0
+
     def detect(self, frames: Sequence[np.ndarray]) -> list[Detection | None]:
-        """RGB uint8 frames (each H×W×3) → the largest face per frame, or None."""
+        """RGB uint8 frames (each H×W×3) → the largest face per frame, or None.
+
+        Frames larger than ``max_side`` are detected on a shrunk copy (``cv2.INTER_AREA``); the boxes
+        and landmarks come back in the coordinates of the frame as given.
+        """
+        import cv2
+
         results: list[Detection | None] = [None] * len(frames)
         index = 0
         while index < len(frames):
@@ -153,9 +173,15 @@ class FaceDetector:
             stop = index
             while stop < len(frames) and stop - index < self.batch_size and frames[stop].shape == shape:
                 stop += 1
-            if min(shape[:2]) >= _MIN_DETECTABLE_SIDE:
-                batch = np.stack([np.asarray(f, dtype=np.uint8) for f in frames[index:stop]])
+            scale = self.detection_scale(shape)
+            size = (max(1, round(shape[1] * scale)), max(1, round(shape[0] * scale)))  # (W, H) for cv2
+            if min(size) >= _MIN_DETECTABLE_SIDE:
+                batch = np.stack([np.asarray(f, dtype=np.uint8) if scale == 1.0 else
+                                  cv2.resize(np.asarray(f, dtype=np.uint8), size, interpolation=cv2.INTER_AREA)
+                                  for f in frames[index:stop]])
                 boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
+                # Back to the given frame's pixels (per axis: rounding the size changes the ratio slightly).
+                back = np.array([shape[1] / size[0], shape[0] / size[1]], np.float32)
                 for offset in range(stop - index):
                     if boxes[offset] is None:
                         continue
@@ -163,6 +189,8 @@ class FaceDetector:
                     box = np.asarray(boxes[offset], dtype=np.float32).reshape(-1, 4)[0]
                     prob = float(np.asarray(probs[offset], dtype=np.float64).reshape(-1)[0])
                     pts = np.asarray(points[offset], dtype=np.float32).reshape(-1, 5, 2)[0]
+                    if scale != 1.0:
+                        box, pts = box * np.tile(back, 2), pts * back
                     results[index + offset] = Detection(box, prob, pts)
             index = stop
         return results

@@ -18,7 +18,7 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -26,8 +26,13 @@ from torch import nn
 
 from mesm_core.config import DataConfig, ModelConfig
 from mesm_core.inference.results import LayerTrace, Prediction, PreparedClip, SweepPoint, face_view_note
+from mesm_core.inference.text import TextCoverage, text_coverage
 from mesm_core.io import file_sha1
+from mesm_core.metrics import above_threshold
 from mesm_core.types import ClipRecord, FlopsReport
+
+if TYPE_CHECKING:
+    from mesm_core.data.clip import Progress
 
 __all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_THRESHOLD", "Predictor", "predict", "resolve_transcript"]
 
@@ -130,12 +135,18 @@ class Predictor:
                 "(the text is the query of its cross-modal attention)")
         return text
 
+    def text_coverage(self, transcript: str) -> TextCoverage | None:
+        """How many of the transcript's tokens the model reads, and which words its limit drops."""
+        tokenizer = getattr(self.model, "tokenizer", None)
+        return text_coverage(tokenizer, transcript) if tokenizer is not None else None
+
     def prepare(self, video: str | os.PathLike, transcript: str | None = None, *,
-                data_config: DataConfig | None = None) -> PreparedClip:
+                data_config: DataConfig | None = None, progress: Progress | None = None) -> PreparedClip:
         """Run the p-independent stage on one clip.
 
         ``transcript=None`` reads the ``.txt``/``.srt`` sidecar beside the video when there is one.
         ``data_config`` overrides the checkpoint's preprocessing (the studio tightens the limits).
+        ``progress(fraction, stage)`` hears of decoding, faces, audio and the encoders as they start.
         Raises the data pipeline's ``ClipError`` subclasses for bad media (naming the file and the
         reason) and ``EmptyTranscriptError`` when a MESM model gets no transcript.
         """
@@ -147,9 +158,11 @@ class Predictor:
         timings: dict[str, float] = {}
 
         start = time.perf_counter()
-        record = preprocess_clip(video, text, config=config, detector=self.detector)
+        record = preprocess_clip(video, text, config=config, detector=self.detector, progress=progress)
         timings["preprocess_s"] = time.perf_counter() - start
 
+        if progress is not None:
+            progress(0.85, "Text encoder and dense CNN layers")
         start = time.perf_counter()
         batch = collate([record], self.model.tokenizer, chunk_frames=self.config.chunk_frames).to(self.device)
         with torch.inference_mode():
@@ -158,8 +171,10 @@ class Predictor:
         timings["encode_s"] = time.perf_counter() - start
 
         sha = file_sha1(video) if Path(video).is_file() else ""
+        coverage = self.text_coverage(text)
         return PreparedClip(record=record, batch=batch, text_cls=text_cls, dense=dense, transcript=text,
-                            checkpoint=self.checkpoint, video_sha1=sha, timings=timings, notes=_record_notes(record))
+                            checkpoint=self.checkpoint, video_sha1=sha, timings=timings,
+                            notes=_record_notes(record, coverage), text_coverage=coverage)
 
     def retext(self, prepared: PreparedClip, transcript: str | None) -> PreparedClip:
         """Same clip, new transcript: re-encode the text only (the dense visual/audio features are reused)."""
@@ -171,8 +186,9 @@ class Predictor:
         timings = dict(prepared.timings, retext_s=time.perf_counter() - start)
         batch = dataclasses.replace(prepared.batch, text=text)
         record = dataclasses.replace(prepared.record, transcript=text_str)
-        return dataclasses.replace(prepared, record=record, batch=batch, text_cls=text_cls,
-                                   transcript=text_str, timings=timings)
+        coverage = self.text_coverage(text_str)
+        return dataclasses.replace(prepared, record=record, batch=batch, text_cls=text_cls, transcript=text_str,
+                                   timings=timings, notes=_record_notes(record, coverage), text_coverage=coverage)
 
     # --- stage 2: p-dependent ------------------------------------------------------------------
 
@@ -207,7 +223,8 @@ class Predictor:
             notes.append(f"Predicted labels use the default threshold {DEFAULT_THRESHOLD}: "
                          "the checkpoint stores no per-class thresholds.")
         probabilities = {c: float(p) for c, p in zip(classes, probs)}
-        predicted = [c for c in classes if probabilities[c] >= thresholds[c]]
+        decided = above_threshold(np.array([probabilities[c] for c in classes]), [thresholds[c] for c in classes])
+        predicted = [c for c, above in zip(classes, decided) if above]
 
         modality_logits = {m: {c: float(v) for c, v in zip(classes, t[0].float().cpu().numpy())}
                            for m, t in out.modality_logits.items()}
@@ -225,7 +242,7 @@ class Predictor:
             modality_logits=modality_logits, fusion_weights=fusion_weights, trace=trace, flops=out.flops,
             kept_fraction=kept_fraction, top_p=top_p, record=prepared.record, arch=self.arch,
             checkpoint=self.checkpoint, transcript=prepared.transcript, chunk_frames=int(self.config.chunk_frames),
-            notes=notes,
+            notes=notes, text_coverage=prepared.text_coverage,
             timings=dict(prepared.timings, run_s=elapsed),
         )
 
@@ -270,7 +287,7 @@ def predict(checkpoint: str | os.PathLike | nn.Module, video: str | os.PathLike,
     return predictor.predict(video, transcript, top_p, data_config=data_config)
 
 
-def _record_notes(record: ClipRecord) -> list[str]:
+def _record_notes(record: ClipRecord, coverage: TextCoverage | None = None) -> list[str]:
     notes = []
     face = face_view_note(record)
     if face:
@@ -279,6 +296,8 @@ def _record_notes(record: ClipRecord) -> list[str]:
         notes.append("The audio track is silent (all samples zero): the audio view carries no information.")
     if not record.transcript.strip():
         notes.append("No transcript: the text branch saw an empty string.")
+    if coverage is not None and coverage.truncated:
+        notes.append(f"Transcript cut at the model's limit: {coverage.summary()}")
     return notes
 
 

@@ -67,6 +67,7 @@ def report_body(prediction: Prediction) -> dict[str, Any]:
             "n_mel_frames": int(record.mel.shape[1]) if record.mel.ndim == 2 else 0,
             "frame_size": list(record.frame_size) if record.frame_size else None,
         },
+        "text": prediction.text_coverage.to_dict() if prediction.text_coverage is not None else None,
         "face_note": prediction.face_note,
         "notes": prediction.notes,
         "timings": prediction.timings,

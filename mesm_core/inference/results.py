@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mesm_core.inference.text import TextCoverage
 from mesm_core.types import Batch, ClipRecord, FlopsReport
 
 __all__ = ["PreparedClip", "LayerTrace", "Prediction", "SweepPoint", "face_view_note"]
@@ -21,6 +22,7 @@ class PreparedClip:
     batch     the model input built from ``record`` (tensors on the model's device)
     text_cls  (1, D_text) text CLS vector of ``transcript`` (None for a model without text encoder)
     dense     modality → dense low-level features: "visual" (F, C, H, W), "audio" (N_c, C, H, W)
+    text_coverage  how many of the transcript's tokens the model reads (None: the tokenizer cannot say)
     """
 
     record: ClipRecord
@@ -32,6 +34,7 @@ class PreparedClip:
     video_sha1: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    text_coverage: TextCoverage | None = None
 
 
 @dataclass
@@ -77,7 +80,7 @@ class Prediction:
     logits: dict[str, float]
     thresholds: dict[str, float]
     threshold_source: str                   # "checkpoint" or an explanation of the 0.5 fallback
-    predicted: list[str]                    # classes with probability ≥ threshold
+    predicted: list[str]                    # classes with probability > threshold (metrics.above_threshold)
     modality_logits: dict[str, dict[str, float]]
     fusion_weights: dict[str, float]        # modality → learned fusion scalar
     trace: dict[str, list[LayerTrace]]      # modality → sparse blocks (empty for FE2E)
@@ -91,6 +94,7 @@ class Prediction:
     chunk_frames: int = 32                  # mel frames per audio chunk (maps the audio trace onto the mel)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    text_coverage: TextCoverage | None = None  # tokens read of the transcript, words dropped by the limit
 
     @property
     def face_note(self) -> str | None:

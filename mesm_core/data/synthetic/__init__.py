@@ -27,10 +27,10 @@ from mesm_core.data.synthetic.generator import (
     read_dataset_json,
     render_clip,
 )
-from mesm_core.data.synthetic.source import ClipCues, attach_cues, cue_path, load_cues
+from mesm_core.data.synthetic.source import ClipCues, attach_cue_file, attach_cues, cue_path, load_cues
 
 __all__ = [
     "GENERATOR_VERSION", "SAMPLE_SPECS", "ClipPlan", "SynthConfig", "ensure_dataset", "generate",
-    "make_samples", "plan_dataset", "read_dataset_json", "render_clip", "ClipCues", "attach_cues",
+    "make_samples", "plan_dataset", "read_dataset_json", "render_clip", "ClipCues", "attach_cues", "attach_cue_file",
     "cue_path", "load_cues",
 ]

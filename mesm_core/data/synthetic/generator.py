@@ -518,13 +518,21 @@ SAMPLE_PREFIX = "demo-"
 
 
 def make_samples(out_dir: str | Path, seed: int = SAMPLE_SEED, size: int = DEFAULT_SIZE, crf: int = 26,
-                 specs: tuple[SampleSpec, ...] = SAMPLE_SPECS) -> list[dict]:
-    """Write the app's sample clips: ``<name>.mp4`` + ``<name>.txt`` + ``samples.json`` + README.md.
+                 specs: tuple[SampleSpec, ...] = SAMPLE_SPECS, cues_only: bool = False) -> list[dict]:
+    """Write the app's sample clips: ``<name>.mp4`` + ``<name>.txt`` + ``cues/<id>.npz`` + ``samples.json``
+    + README.md.
 
     Every modality carries its cue in these clips (they demonstrate the model, not its failure cases).
+    The cue files (a few KB each) let the studio show the true cue regions beside the attention;
+    ``samples.json`` names each clip's cue file and the SHA-1 of its video, so an uploaded copy of a
+    sample is recognised by its content. ``cues_only`` keeps the videos and transcripts already in
+    ``out_dir`` and writes only the cue files and ``samples.json`` (a newer encoder may not reproduce
+    the videos byte for byte; the cues come from the plan, not from the encoded bytes).
     """
+    from mesm_core.io import file_sha1
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "cues").mkdir(parents=True, exist_ok=True)
     config = SynthConfig(size=size, crf=crf)
     entries = []
     for index, spec in enumerate(specs):
@@ -532,12 +540,19 @@ def make_samples(out_dir: str | Path, seed: int = SAMPLE_SEED, size: int = DEFAU
         plan = ClipPlan(index=index, clip_id=f"{SAMPLE_PREFIX}{spec.name}", labels=list(spec.labels), split="demo",
                         seed=seed, duration=n_frames / config.fps, visual_cue=True, audio_cue=True, text_cue=True)
         clip = render_clip(plan, config)
-        write_mp4(out / f"{spec.name}.mp4", clip.frames, config.fps, clip.audio, synth_audio.SAMPLE_RATE, crf)
-        (out / f"{spec.name}.txt").write_text(clip.transcript + "\n", encoding="utf-8")
+        video = out / f"{spec.name}.mp4"
+        if cues_only:
+            if not video.is_file():
+                raise FileNotFoundError(f"{video}: cues_only needs the sample videos already in {out}")
+        else:
+            write_mp4(video, clip.frames, config.fps, clip.audio, synth_audio.SAMPLE_RATE, crf)
+            (out / f"{spec.name}.txt").write_text(clip.transcript + "\n", encoding="utf-8")
+        cue_file = Path("cues") / f"{plan.clip_id}.npz"
+        save_cues(out / cue_file, plan, clip.vplan, clip.aplan, config.fps, config.size)
         entries.append({
-            "file": f"{spec.name}.mp4", "transcript_file": f"{spec.name}.txt", "id": plan.clip_id,
+            "file": video.name, "transcript_file": f"{spec.name}.txt", "id": plan.clip_id,
             "labels": list(spec.labels), "duration_s": round(plan.duration, 3), "transcript": clip.transcript,
-            "bytes": (out / f"{spec.name}.mp4").stat().st_size,
+            "bytes": video.stat().st_size, "sha1": file_sha1(video), "cue_file": cue_file.as_posix(),
         })
     (out / "samples.json").write_text(json.dumps({"seed": seed, "generator_version": GENERATOR_VERSION,
                                                   "classes": list(MOSEI_CLASSES), "samples": entries},
@@ -554,7 +569,9 @@ def _samples_readme(entries: list[dict], seed: int) -> str:
 
 Synthetic talking-face clips for the app's examples and its latency benchmark (`sad_10s.mp4` is the
 10-second clip). Each `.mp4` is H.264 (yuv420p) + AAC (16 kHz mono), 160×160, 12 fps; the
-transcript is the sidecar `.txt` with the same stem. `samples.json` lists the ground-truth labels.
+transcript is the sidecar `.txt` with the same stem. `samples.json` lists the ground-truth labels, the
+SHA-1 of each video and its cue file: `cues/<id>.npz` holds the true cue regions (face masks per frame,
+time–frequency boxes of the audio cue; docs/synthetic.md), which the studio draws beside the attention.
 
 | file | ground truth | length | size | transcript |
 |---|---|---|---|---|
@@ -563,7 +580,8 @@ transcript is the sidecar `.txt` with the same stem. `samples.json` lists the gr
 Regenerate (byte-identical labels and transcripts; decoded frames identical):
 
 ```
-.venv/bin/python -m mesm_core.data.synthetic --samples assets/samples
+.venv/bin/python -m mesm_core.data.synthetic --samples assets/samples              # everything
+.venv/bin/python -m mesm_core.data.synthetic --samples assets/samples --cues-only  # keep the videos
 ```
 
 These come from the sample seed {seed} with ids `demo-*`, which no training dataset uses (training
@@ -598,11 +616,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ensure", action="store_true",
                         help="only generate when --out has no dataset.json with the same parameters")
     parser.add_argument("--samples", type=Path, help="write the app's sample clips to this directory instead")
+    parser.add_argument("--cues-only", action="store_true",
+                        help="with --samples: keep the videos there, write only the cue files and samples.json")
     args = parser.parse_args(argv)
     if args.samples is None and args.out is None:
         parser.error("give --out DIR (a dataset) or --samples DIR (the app's sample clips)")
     if args.samples is not None:
-        for entry in make_samples(args.samples):
+        for entry in make_samples(args.samples, cues_only=args.cues_only):
             print(f"{args.samples / entry['file']}  {entry['labels']}  {entry['bytes'] // 1024} KB  {entry['transcript']}")
         return 0
     if args.ensure:

@@ -144,11 +144,25 @@ def attach_cues(record: ClipRecord, source_dir: str | Path, config: DataConfig |
     record's own crop regions (the data pipeline's MTCNN boxes, or its no-face fallback region), so a
     cue pixel and a face pixel at the same crop position show the same image point.
     """
-    config = config or DataConfig()
     path = cue_path(source_dir, record.id)
     if not path.is_file() and record.source:
         path = cue_path(source_dir, Path(record.source).stem)
+    return attach_cue_file(record, path, config)
+
+
+def attach_cue_file(record: ClipRecord, path: str | Path, config: DataConfig | None = None) -> ClipRecord:
+    """:func:`attach_cues` from one cue file (``cues/<id>.npz``) given by path.
+
+    Raises ValueError naming the file when the cue file describes another clip (other frame size,
+    or a length that differs from the record's by more than one video frame).
+    """
+    config = config or DataConfig()
+    path = Path(path)
     cues = load_cues(path)
+    duration = record.meta.duration_s
+    if duration is not None and abs(cues.n_frames / cues.fps - float(duration)) > 1.5 / cues.fps:
+        raise ValueError(f"{path}: the cue file describes a {cues.n_frames / cues.fps:.2f} s clip, this clip is "
+                         f"{float(duration):.2f} s (a cue file of another clip?)")
     record.face_cues = face_cue_crops(cues, record, config)
     record.mel_cues = cues.mel_mask(int(record.mel.shape[1]), config)
     if record.mel_cues.shape != record.mel.shape:
