@@ -112,7 +112,7 @@ def test_higher_p_keeps_more_cells_and_costs_more(mesm, prepared):
     assert actual[0] < actual[1] < actual[2] <= preds[1.0].flops.dense * (1 + 1e-9)
     for modality in ("visual", "audio"):
         first = [int(preds[p].trace[modality][0].kept.sum()) for p in (0.2, 0.6, 1.0)]
-        assert first[0] < first[1] < first[2]
+        assert first[0] <= first[1] < first[2]   # ≤: mesm_small's keep floor can hold both low p
         assert preds[1.0].kept_fraction[modality] == pytest.approx([1.0, 1.0, 1.0])
 
 
