@@ -336,6 +336,9 @@ class TrainConfig(_Section):
     saliency_weight: float = 0.0
     saliency_power: float = 2.0
     saliency_at: Literal["dense", "all"] = "dense"
+    # Whose saliency: "self" (the gate's ∂L/∂m in the same backward pass) or "teacher" (Grad × Input at the
+    # inputs of the dense teacher's last blocks, train.distill_from, which stays fixed while the student adapts).
+    saliency_source: Literal["self", "teacher"] = "self"
     # Every k-th optimizer step runs at p = 1 (0 = never): the CNN keeps working densely, the saliency target
     # stays clean, and the other steps train at the scheduled p.
     dense_step_every: int = 0
@@ -388,6 +391,8 @@ class RunConfig:
         train = self.train
         if train.saliency_weight > 0 and (self.model.arch != "mesm" or self.model.attention_mode != "straight_through"):
             out.append("train.saliency_weight > 0 needs a MESM with model.attention_mode=straight_through")
+        if train.saliency_weight > 0 and train.saliency_source == "teacher" and not train.distill_from:
+            out.append("train.saliency_source=teacher needs a dense teacher: --distill-from CHECKPOINT")
         if self.is_baseline:
             for name in ("init_from", "distill_from"):
                 if getattr(train, name):

@@ -234,3 +234,35 @@ def test_top_p_schedule_holds_one_then_anneals_to_the_target():
     assert values[:10] == [1.0] * 10 and values[-1] == 0.5 and values[-11] == 0.5
     assert all(a >= b for a, b in zip(values, values[1:]))
     assert top_p_at(cfg, 200, 100) == pytest.approx(0.75)
+
+
+def test_teacher_saliency_has_the_sparse_grids_and_leaves_the_teacher_untouched(seeded):
+    from mesm_core.training.selection import teacher_saliency
+
+    teacher = mesm_core.create_model("fe2e_small", text_pretrained=False, text_model="tiny-random").eval()
+    teacher.requires_grad_(False)
+    batch = mesm_core.dummy_batch("fe2e_small", tokenizer=teacher.tokenizer)
+    targets = teacher_saliency(teacher, batch, first_block=2, n_blocks=3, power=2.0)
+    grids = {"visual": [(24, 24), (12, 12), (6, 6)], "audio": [(64, 16), (32, 8), (16, 4)]}
+    n = {"visual": batch.faces.shape[0], "audio": batch.chunks.shape[0]}
+    for modality, maps in targets.items():
+        assert [tuple(t.shape) for t in maps] == [(n[modality], *g) for g in grids[modality]]
+        assert all(bool((t >= 0).all()) and float(t.sum()) > 0 for t in maps)
+    assert all(p.grad is None for p in teacher.parameters())
+    assert not any(m._forward_pre_hooks for m in teacher.modules())   # hooks removed
+
+
+def test_saliency_loss_moves_the_attention_towards_the_target():
+    from mesm_core.training.selection import saliency_loss
+
+    scores = torch.zeros(1, 2, 2, requires_grad=True)
+    log_probs = torch.log_softmax(scores.flatten(1), -1).view_as(scores)
+    state = SelectionState(log_probs=log_probs, kept=torch.ones(1, 2, 2, dtype=torch.bool),
+                           active=torch.ones(1, 2, 2, dtype=torch.bool))
+    output = ModelOutput(logits=torch.zeros(1, 6), modality_logits={}, fusion_weights=torch.zeros(3), flops=None,
+                         selections={"visual": [state]})
+    target = torch.tensor([[[0.0, 0.0], [0.0, 5.0]]])
+    loss = saliency_loss(output, {"visual": [target]})
+    assert loss.item() == pytest.approx(math.log(4))          # CE of a one-hot target against uniform attention
+    loss.backward()
+    assert scores.grad[0, 1, 1] < 0 and (scores.grad[0].flatten()[:3] > 0).all()

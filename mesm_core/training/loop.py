@@ -41,7 +41,7 @@ from mesm_core.training import checkpointing
 from mesm_core.training.log import RunLogger
 from mesm_core.training.optim import build_optimizer, build_scheduler, current_lrs, pos_weight_from_labels
 from mesm_core.training.sampler import EpochSampler
-from mesm_core.training.selection import selection_losses, step_inputs
+from mesm_core.training.selection import saliency_at, selection_losses, step_inputs, teacher_saliency
 from mesm_core.training.state import (
     LoopState,
     atomic_directory,
@@ -149,7 +149,8 @@ class Trainer:
                 print(report.summary(), flush=True)
         self.model = self.model.to(self.device)
         self.teacher: nn.Module | None = None
-        if cfg.train.distill_from and cfg.train.distill_weight > 0:
+        teacher_saliency_on = cfg.train.saliency_source == "teacher" and cfg.train.saliency_weight > 0
+        if cfg.train.distill_from and (cfg.train.distill_weight > 0 or teacher_saliency_on):
             from mesm_core.checkpoint import load_checkpoint
 
             self.teacher, _ = load_checkpoint(cfg.train.distill_from, map_location=self.device)
@@ -275,11 +276,16 @@ class Trainer:
         with autocast_context(self.device, self.use_amp, self.amp_dtype):
             output = self.train_model(batch, **inputs)
             teacher_logits = None
-            if self.teacher is not None:
+            if self.teacher is not None and self.cfg.train.distill_weight > 0:
                 with torch.no_grad():
                     teacher_logits = self.teacher(batch).logits
+        targets = None
+        if self.cfg.train.saliency_source == "teacher" and saliency_at(self.cfg, inputs.get("top_p")) is not None:
+            n_sparse = self.cfg.model.n_sparse_blocks
+            targets = teacher_saliency(self.teacher, batch, len(self.cfg.model.block_channels) - n_sparse, n_sparse,
+                                       self.cfg.train.saliency_power)
         task_loss = self.criterion(output.logits.float(), batch.labels.float())
-        aux = selection_losses(self.cfg, output, teacher_logits)
+        aux = selection_losses(self.cfg, output, teacher_logits, targets)
         loss = task_loss + sum(aux.values()) if aux else task_loss
         for name, value in aux.items():
             self.state.epoch_aux_sums[name] = self.state.epoch_aux_sums.get(name, 0.0) + float(value.detach())

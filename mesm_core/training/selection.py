@@ -16,7 +16,8 @@ from mesm_core.config import RunConfig
 from mesm_core.models.keep_gate import SaliencyTarget
 from mesm_core.types import ModelOutput
 
-__all__ = ["top_p_at", "saliency_at", "step_inputs", "keep_band_penalty", "distillation_loss", "selection_losses"]
+__all__ = ["top_p_at", "saliency_at", "step_inputs", "keep_band_penalty", "distillation_loss", "teacher_saliency",
+           "saliency_loss", "selection_losses"]
 
 
 def top_p_at(cfg: RunConfig, step: int, steps_per_epoch: int) -> float:
@@ -53,7 +54,54 @@ def step_inputs(cfg: RunConfig, step: int, steps_per_epoch: int) -> dict:
     if cfg.is_baseline:
         return {}
     top_p = top_p_at(cfg, step, steps_per_epoch) if cfg.model.arch == "mesm" else None
-    return {"top_p": top_p, "saliency": saliency_at(cfg, top_p)}
+    self_saliency = saliency_at(cfg, top_p) if cfg.train.saliency_source == "self" else None
+    return {"top_p": top_p, "saliency": self_saliency}
+
+
+def teacher_saliency(teacher: torch.nn.Module, batch, first_block: int, n_blocks: int,
+                     power: float) -> dict[str, list[torch.Tensor]]:
+    """Per modality and block, the dense teacher's saliency |Σ_c x_jc ∂L/∂x_jc|^γ (Grad × Input, L its BCE on the
+    batch's labels) at the inputs of its VGG blocks ``first_block …`` (the cells MESM's sparse blocks select
+    among): modality → [(N, H, W) per block], not normalised. The teacher's weights get no gradient."""
+    inputs: dict[str, list[torch.Tensor]] = {m: [] for m in teacher.branches}
+    handles = []
+    for modality, branch in teacher.branches.items():
+        for index in range(first_block, first_block + n_blocks):
+            def hook(module, args, modality=modality, first=index == first_block):
+                x = args[0].detach().requires_grad_() if first else args[0]
+                if not first:
+                    x.retain_grad()
+                inputs[modality].append(x)
+                return (x,)
+            handles.append(branch.cnn.blocks[index].register_forward_pre_hook(hook))
+    try:
+        with torch.enable_grad():
+            logits = teacher(batch).logits
+            F.binary_cross_entropy_with_logits(logits.float(), batch.labels.float()).backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {m: [(x.detach() * x.grad).sum(dim=1).abs().pow(power) for x in xs] for m, xs in inputs.items()}
+
+
+def saliency_loss(output: ModelOutput, targets: dict[str, list[torch.Tensor]]) -> torch.Tensor:
+    """Mean over blocks and frames of CE(t, a): t the target over the block's active cells (normalised per
+    frame; frames whose target is all zero skipped), a the student's attention."""
+    terms = []
+    for modality, blocks in output.selections.items():
+        for state, target in zip(blocks, targets.get(modality, [])):
+            active = state.active
+            t = torch.where(active, target.to(state.log_probs.dtype), torch.zeros_like(target, dtype=state.log_probs.dtype))
+            total = t.flatten(1).sum(dim=1)
+            ok = total > 0
+            if not bool(ok.any()):
+                continue
+            t = t[ok] / total[ok][:, None, None]
+            log_a = torch.where(active[ok], state.log_probs[ok], torch.zeros_like(state.log_probs[ok]))
+            terms.append(-(t * log_a).flatten(1).sum(dim=1).mean())
+    if not terms:
+        return torch.zeros((), device=output.logits.device)
+    return torch.stack(terms).mean()
 
 
 def _top_mass(probs: torch.Tensor, active: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -95,12 +143,15 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return F.binary_cross_entropy_with_logits(student_logits.float(), torch.sigmoid(teacher_logits.float()))
 
 
-def selection_losses(cfg: RunConfig, output: ModelOutput, teacher_logits: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """The configured auxiliary losses, already weighted: {"keep_band": ..., "distill": ...} (only those on).
+def selection_losses(cfg: RunConfig, output: ModelOutput, teacher_logits: torch.Tensor | None,
+                     saliency_targets: dict[str, list[torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+    """The configured auxiliary losses, already weighted: {"keep_band", "distill", "saliency"} (only those on).
 
     The keep band is measured at the deployed p (``model.top_p``) whatever p the step trains at."""
     train = cfg.train
     losses: dict[str, torch.Tensor] = {}
+    if saliency_targets is not None and output.selections:
+        losses["saliency"] = train.saliency_weight * saliency_loss(output, saliency_targets)
     if output.selections and (train.keep_min_fraction > 0 or train.keep_max_fraction < 1) and train.keep_band_weight > 0:
         losses["keep_band"] = train.keep_band_weight * keep_band_penalty(
             output, cfg.model.top_p, train.keep_min_fraction, train.keep_max_fraction
