@@ -1,0 +1,121 @@
+"""``auto``: per call, the sparse path with the least measured time at this block's FLOPs share.
+
+The decision variable is the block's FLOPs share s = Σ_active cells #active 3×3 neighbours / (9 · N·H·W)
+(the ``actual / dense`` of ``mesm_core.flops`` for this block): the ``gather`` and ``spconv`` paths do
+work per neighbour pair, so their time follows s, while ``dense`` costs the same at any s.
+
+``crossovers.json`` (next to this file) holds, per device type, CPU thread count, mode (``forward``:
+no autograd; ``train``: forward + backward) and block shape (``C_in x C_out @ H x W``), the time of each
+path ÷ the dense VGG block's time, measured at several s by ``benchmarks/sparse_blocks.py --calibrate``
+(medians of interleaved repeats; the file records the machine, load, torch version and command). For a
+call, each available path's time is interpolated linearly in s between the measured points (clamped at
+the ends) and the least wins; the crossovers are where the winner changes. Shapes that were not
+measured use the measured shape nearest in log(C_in·C_out) and log(H·W); thread counts the nearest
+measured one. A device type with no measurement (CUDA until ``benchmarks/gpu_check.sh`` has run on
+one) gets ``dense``, which is never slower than the dense block by more than its mask multiplies.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from mesm_core.models.sparse import PATHS, SparseVGGBlock, spconv_available
+
+__all__ = ["TABLE_PATH", "auto_block", "choose_path", "flops_share", "load_table", "block_key", "path_function"]
+
+TABLE_PATH = Path(__file__).with_name("crossovers.json")
+UNMEASURED = "dense"
+
+
+def flops_share(mask: torch.Tensor) -> float:
+    """s of a mask (N, H, W): active-neighbour pairs ÷ the 9 · N·H·W of a dense 3×3 conv."""
+    if mask.numel() == 0:
+        return 0.0
+    m = mask[:, None].to(torch.float32)
+    neighbours = F.conv2d(m, torch.ones(1, 1, 3, 3, device=mask.device), padding=1)
+    return float((neighbours * m).sum()) / (9.0 * mask.numel())
+
+
+def block_key(c_in: int, c_out: int, height: int, width: int) -> str:
+    return f"{c_in}x{c_out}@{height}x{width}"
+
+
+def _parse_key(key: str) -> tuple[float, float]:
+    channels, grid = key.split("@")
+    c_in, c_out = (int(v) for v in channels.split("x"))
+    h, w = (int(v) for v in grid.split("x"))
+    return math.log(c_in * c_out), math.log(h * w)
+
+
+@functools.lru_cache(maxsize=4)
+def load_table(path: str | None = None) -> dict[str, Any]:
+    """The measured crossover table (an empty one if the file is missing)."""
+    file = Path(path) if path else TABLE_PATH
+    if not file.is_file():
+        return {"devices": {}}
+    return json.loads(file.read_text(encoding="utf-8"))
+
+
+def _nearest(options: dict[str, Any], key: str) -> dict[str, Any]:
+    if key in options:
+        return options[key]
+    target = _parse_key(key)
+    best = min(options, key=lambda k: sum(abs(a - b) for a, b in zip(_parse_key(k), target)))
+    return options[best]
+
+
+def _interpolate(xs: list[float], ys: list[float], x: float) -> float:
+    if x <= xs[0]:
+        return ys[0]
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
+        if x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return ys[-1]
+
+
+def choose_path(
+    block: SparseVGGBlock,
+    mask: torch.Tensor,
+    grad: bool = False,
+    device: torch.device | str | None = None,
+    threads: int | None = None,
+    share: float | None = None,
+    table: dict[str, Any] | None = None,
+) -> str:
+    """The path ("dense" | "gather" | "spconv") auto runs for ``block`` on ``mask`` (see the module docstring)."""
+    device_type = torch.device(device if device is not None else mask.device).type
+    table = load_table() if table is None else table
+    per_device = table.get("devices", {}).get(device_type)
+    if not per_device:
+        return UNMEASURED
+    by_threads = per_device["threads"]
+    wanted = threads if threads is not None else torch.get_num_threads()
+    entry = by_threads[min(by_threads, key=lambda t: (abs(int(t) - wanted), int(t)))]
+    modes = entry.get("train" if grad else "forward") or entry.get("forward")
+    if not modes:
+        return UNMEASURED
+    points = _nearest(modes, block_key(block.in_channels, block.out_channels, mask.shape[1], mask.shape[2]))
+    s = flops_share(mask) if share is None else share
+    available = [p for p in PATHS if p in points["ratio"] and (p != "spconv" or spconv_available())]
+    if not available:
+        return UNMEASURED
+    return min(available, key=lambda p: _interpolate(points["share"], points["ratio"][p], s))
+
+
+def path_function(name: str):
+    from mesm_core.models.sparse import get_backend
+
+    return get_backend(name)
+
+
+def auto_block(block: SparseVGGBlock, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``block`` with the path :func:`choose_path` picks for this call."""
+    grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in block.parameters()))
+    return path_function(choose_path(block, mask, grad=grad, device=x.device))(block, x, mask)
