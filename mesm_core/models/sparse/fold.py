@@ -5,7 +5,7 @@ conv → BN equals one conv with weight W · scale (per output channel) and bias
 and ``gather`` paths use it to skip the separate normalisation passes. Without autograd the folded
 tensors are cached per conv and dtype/device/layout, and recomputed whenever the conv weight or a BN
 parameter or buffer changes (tensor versions and storage pointers are part of the key); with autograd
-they are recomputed every call so gradients reach the parameters.
+(or parameters created in inference mode, which keep no version) they are recomputed every call.
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ def conv_taps(weight: torch.Tensor) -> torch.Tensor:
     return weight.permute(2, 3, 0, 1).reshape(9, c_out, c_in).contiguous()
 
 
-def _stamp(*tensors: torch.Tensor) -> tuple:
+def _stamp(*tensors: torch.Tensor) -> tuple | None:
+    """Identity + version of each tensor; None when a tensor keeps no version (an inference tensor)."""
+    if any(t.is_inference() for t in tensors):
+        return None
     return tuple((t.data_ptr(), t._version) for t in tensors)
 
 
@@ -46,6 +49,8 @@ def folded_conv(conv: nn.Conv2d, bn: ActiveBatchNorm, dtype: torch.dtype, taps: 
     if torch.is_grad_enabled():
         return _fold(conv, bn, dtype, taps)
     stamp = _stamp(conv.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var)
+    if stamp is None:
+        return _fold(conv, bn, dtype, taps)
     key = (dtype, conv.weight.device, taps)
     entries = _CACHE.setdefault(conv, {})
     hit = entries.get(key)
