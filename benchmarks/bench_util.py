@@ -9,6 +9,7 @@ a ratio between two variants is the median of the per-round ratios.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shlex
@@ -30,19 +31,28 @@ def sync(device: torch.device) -> None:
 
 
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device,
-                warmup: int = 1) -> dict[str, list[float]]:
-    """Milliseconds per call of each function, ``repeats`` rounds, round-robin."""
-    for _ in range(warmup):
-        for fn in fns.values():
+                warmup: int = 1, min_ms: float = 0.0) -> dict[str, list[float]]:
+    """Milliseconds per call of each function, ``repeats`` rounds, round-robin.
+
+    ``min_ms`` > 0: a variant faster than that (by its warm-up call) is called k times in a row per round
+    and its sample is the mean of the k, so that millisecond calls are not lost in timer and scheduler noise."""
+    inner: dict[str, int] = {}
+    for name, fn in fns.items():
+        for _ in range(warmup):
+            sync(device)
+            start = time.perf_counter()
             fn()
-    sync(device)
+            sync(device)
+            elapsed = (time.perf_counter() - start) * 1e3
+        inner[name] = max(1, math.ceil(min_ms / max(elapsed, 1e-3))) if min_ms > 0 else 1
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             start = time.perf_counter()
-            fn()
+            for _ in range(inner[name]):
+                fn()
             sync(device)
-            times[name].append((time.perf_counter() - start) * 1e3)
+            times[name].append((time.perf_counter() - start) * 1e3 / inner[name])
     return times
 
 

@@ -120,7 +120,7 @@ def _counted_share(blocks: list[SparseVGGBlock], masks: list[torch.Tensor]) -> f
 
 
 def chain_case(preset: str, modality: str, backward: bool, fractions: list[float], frames: int, repeats: int,
-               device: torch.device) -> dict:
+               device: torch.device, min_ms: float = 0.0) -> dict:
     """The three sparse blocks of one modality as a chain, every path, at each kept fraction."""
     config = get_preset(preset).model
     torch.manual_seed(0)
@@ -136,7 +136,7 @@ def chain_case(preset: str, modality: str, backward: bool, fractions: list[float
         fns = {"vgg": _variant(lambda xx: vgg_blocks(blocks, xx), x, blocks, backward)}
         for name in _paths():
             fns[name] = _variant(lambda xx, backend=get_backend(name): sparse_blocks(blocks, xx, masks, backend), x, blocks, backward)
-        times = interleaved(fns, repeats, device)
+        times = interleaved(fns, repeats, device, min_ms=min_ms)
         rows.append({
             "kept": fraction,
             "flops_share": _counted_share(blocks, masks),
@@ -159,7 +159,7 @@ def chain_case(preset: str, modality: str, backward: bool, fractions: list[float
 
 
 def calibrate_case(preset: str, modality: str, backward: bool, fractions: list[float], frames: int, repeats: int,
-                   device: torch.device) -> dict[str, dict]:
+                   device: torch.device, min_ms: float = 0.0) -> dict[str, dict]:
     """Each sparse block alone: time of each path ÷ the dense VGG block at random masks of each kept fraction."""
     config = get_preset(preset).model
     torch.manual_seed(0)
@@ -179,7 +179,7 @@ def calibrate_case(preset: str, modality: str, backward: bool, fractions: list[f
             for name in paths:
                 fns[name] = _variant(lambda xx, backend=get_backend(name): sparse_blocks([block], xx, [mask], backend),
                                      x, [block], backward)
-            times = interleaved(fns, repeats, device)
+            times = interleaved(fns, repeats, device, min_ms=min_ms)
             shares.append(flops_share(mask))
             ms.append(quartiles(times["vgg"])["median"])
             for name in paths:
@@ -200,13 +200,12 @@ def calibrate_case(preset: str, modality: str, backward: bool, fractions: list[f
 
 def crossovers(points: dict) -> list[tuple[str, float | None]]:
     """[(path, s up to which it wins), ...] from measured points (linear interpolation, as auto does)."""
-    from mesm_core.models.sparse.auto import _interpolate
+    from mesm_core.models.sparse.auto import _interpolate, path_curves
 
-    share = points["share"]
+    share, curves = points["share"], path_curves(dict(points))
     lo, hi = share[0], share[-1]
     grid = [lo + (hi - lo) * i / 400 for i in range(401)]
-    names = list(points["ratio"])
-    winners = [min(names, key=lambda n: _interpolate(share, points["ratio"][n], s)) for s in grid]
+    winners = [min(curves, key=lambda n: _interpolate(share, curves[n], s)) for s in grid]
     out: list[tuple[str, float | None]] = []
     for s, name in zip(grid, winners):
         if not out or out[-1][0] != name:
@@ -291,6 +290,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--fractions", default="0.1,0.3,0.5,0.7,1.0")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds per measurement")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--min-ms", type=float, default=25.0,
+                        help="repeat calls faster than this within a round and time their mean (timer/scheduler noise)")
     parser.add_argument("--calibrate", action="store_true", help="measure per-block crossovers instead of the chains")
     parser.add_argument("--write-table", action="store_true", help="with --calibrate: merge into the table auto reads")
     parser.add_argument("--out", default=None, help="results stem in docs/results (default sparse_blocks[_calibration])")
@@ -314,11 +315,12 @@ def main(argv: list[str] | None = None) -> dict:
                         payload["calibration"].append({
                             "preset": preset, "modality": modality, "threads": torch.get_num_threads(),
                             "mode": "train" if backward else "forward",
-                            "table": calibrate_case(preset, modality, backward, fractions, args.frames, args.repeats, device),
+                            "table": calibrate_case(preset, modality, backward, fractions, args.frames, args.repeats,
+                                                    device, args.min_ms),
                         })
                     else:
                         payload["chains"].append(chain_case(preset, modality, backward, fractions, args.frames,
-                                                            args.repeats, device))
+                                                            args.repeats, device, args.min_ms))
     finish_record(payload["machine"])
     if args.calibrate and args.write_table:
         write_table(payload, device)

@@ -7,9 +7,11 @@ work per neighbour pair, so their time follows s, while ``dense`` costs the same
 ``crossovers.json`` (next to this file) holds, per device type, CPU thread count, mode (``forward``:
 no autograd; ``train``: forward + backward) and block shape (``C_in x C_out @ H x W``), the time of each
 path ÷ the dense VGG block's time, measured at several s by ``benchmarks/sparse_blocks.py --calibrate``
-(medians of interleaved repeats; the file records the machine, load, torch version and command). For a
-call, each available path's time is interpolated linearly in s between the measured points (clamped at
-the ends) and the least wins; the crossovers are where the winner changes. Shapes that were not
+(medians of interleaved repeats; the file records the machine, load, torch version and command). Each
+path's measured ratios are made non-decreasing in s (pool-adjacent-violators: more neighbour pairs never
+take less work, so a dip is timing noise on a shared machine). For a call, each available path's time is
+interpolated linearly in s between the measured points (clamped at the ends) and the least wins; the
+crossovers are where the winner changes. Shapes that were not
 measured use the measured shape nearest in log(C_in·C_out) and log(H·W); thread counts the nearest
 measured one. A device type with no measurement (CUDA until ``benchmarks/gpu_check.sh`` has run on
 one) gets ``dense``, which is never slower than the dense block by more than its mask multiplies.
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 
 from mesm_core.models.sparse import PATHS, SparseVGGBlock, spconv_available
 
-__all__ = ["TABLE_PATH", "auto_block", "choose_path", "flops_share", "load_table", "block_key", "path_function"]
+__all__ = ["TABLE_PATH", "auto_block", "choose_path", "flops_share", "load_table", "block_key", "path_curves", "path_function"]
 
 TABLE_PATH = Path(__file__).with_name("crossovers.json")
 UNMEASURED = "dense"
@@ -80,6 +82,25 @@ def _interpolate(xs: list[float], ys: list[float], x: float) -> float:
     return ys[-1]
 
 
+def _non_decreasing(values: list[float]) -> list[float]:
+    """Least-squares non-decreasing fit (pool adjacent violators)."""
+    blocks: list[list[float]] = []                      # [mean, count]
+    for v in values:
+        blocks.append([float(v), 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            mean, count = blocks.pop()
+            blocks[-1] = [(blocks[-1][0] * blocks[-1][1] + mean * count) / (blocks[-1][1] + count), blocks[-1][1] + count]
+    return [mean for mean, count in blocks for _ in range(int(count))]
+
+
+def path_curves(points: dict[str, Any]) -> dict[str, list[float]]:
+    """Each path's ratio at ``points["share"]``, made non-decreasing in s (cached on the points dict)."""
+    curves = points.get("_curves")
+    if curves is None:
+        curves = points["_curves"] = {p: _non_decreasing(v) for p, v in points["ratio"].items()}
+    return curves
+
+
 def choose_path(
     block: SparseVGGBlock,
     mask: torch.Tensor,
@@ -103,10 +124,11 @@ def choose_path(
         return UNMEASURED
     points = _nearest(modes, block_key(block.in_channels, block.out_channels, mask.shape[1], mask.shape[2]))
     s = flops_share(mask) if share is None else share
-    available = [p for p in PATHS if p in points["ratio"] and (p != "spconv" or spconv_available())]
+    curves = path_curves(points)
+    available = [p for p in PATHS if p in curves and (p != "spconv" or spconv_available())]
     if not available:
         return UNMEASURED
-    return min(available, key=lambda p: _interpolate(points["share"], points["ratio"][p], s))
+    return min(available, key=lambda p: _interpolate(points["share"], curves[p], s))
 
 
 def path_function(name: str):
