@@ -118,6 +118,11 @@ def machine_line(record: dict[str, Any]) -> str:
             f"torch {record['torch']}; {record['date']}")
 
 
+def markdown_header(title: str, machine: dict[str, Any]) -> list[str]:
+    """The first lines of every results page: title, the exact command, the machine and its load."""
+    return [f"# {title}", "", f"Command: `{machine['command']}`  ", f"Machine: {machine_line(machine)}.", ""]
+
+
 def write_results(stem: str, payload: dict[str, Any], markdown: str, folder: Path | None = None) -> tuple[Path, Path]:
     folder = folder or RESULTS
     folder.mkdir(parents=True, exist_ok=True)

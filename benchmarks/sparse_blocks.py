@@ -29,7 +29,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_util import finish_record, interleaved, machine_line, machine_record, quartiles, ratio_summary, write_results  # noqa: E402
+from bench_util import finish_record, interleaved, machine_record, markdown_header, quartiles, ratio_summary, write_results  # noqa: E402
 
 from mesm_core.config import ModelConfig  # noqa: E402
 from mesm_core.models.sparse import SparseVGGBlock, get_backend, pool_mask, spconv_available  # noqa: E402
@@ -37,7 +37,7 @@ from mesm_core.models.sparse.auto import TABLE_PATH, block_key, choose_path, flo
 from mesm_core.models.vgg import encoder_geometry  # noqa: E402
 from mesm_core.presets import get_preset  # noqa: E402
 
-CALIBRATION_FRACTIONS = "0.05,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0"
+CALIBRATION_FRACTIONS = "0.05,0.1,0.2,0.3,0.4,0.5,0.6,0.8,1.0"
 
 
 def build_blocks(config: ModelConfig, device: torch.device) -> tuple[list[SparseVGGBlock], int]:
@@ -119,6 +119,16 @@ def _counted_share(blocks: list[SparseVGGBlock], masks: list[torch.Tensor]) -> f
     return counted / sum(9.0 * m.numel() * k for m, k in zip(masks, macs))
 
 
+def _sweep(fractions: list[float], variants, repeats: int, device: torch.device, min_ms: float) -> list[dict[str, list[float]]]:
+    """Time every variant at every kept fraction. ``variants(i)`` gives the functions of fraction i (one named
+    "vgg"). Each round runs all fractions, so a bad spell on the shared machine (a descheduled OpenMP thread can
+    cost a path with many parallel regions 10× for a minute) hits every fraction in a few rounds rather than one
+    fraction in all of them, and the medians drop it."""
+    fns = {(i, name): fn for i in range(len(fractions)) for name, fn in variants(i).items()}
+    times = interleaved(fns, repeats, device, min_ms=min_ms)
+    return [{name: values for (j, name), values in times.items() if j == i} for i in range(len(fractions))]
+
+
 def chain_case(preset: str, modality: str, backward: bool, fractions: list[float], frames: int, repeats: int,
                device: torch.device, min_ms: float = 0.0) -> dict:
     """The three sparse blocks of one modality as a chain, every path, at each kept fraction."""
@@ -130,13 +140,17 @@ def chain_case(preset: str, modality: str, backward: bool, fractions: list[float
     grid = sparse_grid(config, modality)
     x = torch.relu(torch.randn(frames, c_in, *grid, device=device))
     gen = torch.Generator().manual_seed(0)
-    rows = []
-    for fraction in fractions:
-        masks = make_masks(frames, grid, blocks, fraction, gen, device)
+    all_masks = [make_masks(frames, grid, blocks, fraction, gen, device) for fraction in fractions]
+
+    def variants(i: int) -> dict:
         fns = {"vgg": _variant(lambda xx: vgg_blocks(blocks, xx), x, blocks, backward)}
         for name in _paths():
-            fns[name] = _variant(lambda xx, backend=get_backend(name): sparse_blocks(blocks, xx, masks, backend), x, blocks, backward)
-        times = interleaved(fns, repeats, device, min_ms=min_ms)
+            fns[name] = _variant(lambda xx, backend=get_backend(name): sparse_blocks(blocks, xx, all_masks[i], backend),
+                                 x, blocks, backward)
+        return fns
+
+    rows = []
+    for fraction, masks, times in zip(fractions, all_masks, _sweep(fractions, variants, repeats, device, min_ms)):
         rows.append({
             "kept": fraction,
             "flops_share": _counted_share(blocks, masks),
@@ -153,7 +167,7 @@ def chain_case(preset: str, modality: str, backward: bool, fractions: list[float
     return {
         "preset": preset, "modality": modality, "mode": "forward+backward" if backward else "forward",
         "threads": torch.get_num_threads(), "frames": frames, "input": [c_in, *grid],
-        "blocks": [block_key(b.in_channels, b.out_channels, *m.shape[1:]) for b, m in zip(blocks, masks)],
+        "blocks": [block_key(b.in_channels, b.out_channels, *m.shape[1:]) for b, m in zip(blocks, all_masks[0])],
         "rows": rows,
     }
 
@@ -172,24 +186,24 @@ def calibrate_case(preset: str, modality: str, backward: bool, fractions: list[f
         block.train(backward)
         key = block_key(block.in_channels, block.out_channels, *grid)
         x = torch.relu(torch.randn(frames, block.in_channels, *grid, device=device))
-        shares, ratios, ms = [], {p: [] for p in paths}, []
-        for fraction in fractions:
-            mask = make_masks(frames, grid, [block], fraction, gen, device)[0]
+        masks = [make_masks(frames, grid, [block], fraction, gen, device)[0] for fraction in fractions]
+
+        def variants(i: int, block=block, x=x, masks=masks) -> dict:
             fns = {"vgg": _variant(lambda xx: vgg_blocks([block], xx), x, [block], backward)}
             for name in paths:
-                fns[name] = _variant(lambda xx, backend=get_backend(name): sparse_blocks([block], xx, [mask], backend),
+                fns[name] = _variant(lambda xx, backend=get_backend(name): sparse_blocks([block], xx, [masks[i]], backend),
                                      x, [block], backward)
-            times = interleaved(fns, repeats, device, min_ms=min_ms)
-            shares.append(flops_share(mask))
-            ms.append(quartiles(times["vgg"])["median"])
-            for name in paths:
-                ratios[name].append(ratio_summary(times[name], times["vgg"])["median"])
+            return fns
+
+        sweep = _sweep(fractions, variants, repeats, device, min_ms)
+        shares = [flops_share(m) for m in masks]
         order = sorted(range(len(shares)), key=lambda i: shares[i])
         table[key] = {
             "share": [round(shares[i], 4) for i in order],
             "kept": [fractions[i] for i in order],
-            "vgg_ms": [round(ms[i], 3) for i in order],
-            "ratio": {name: [round(values[i], 4) for i in order] for name, values in ratios.items()},
+            "vgg_ms": [round(quartiles(sweep[i]["vgg"])["median"], 3) for i in order],
+            "ratio": {name: [round(ratio_summary(sweep[i][name], sweep[i]["vgg"])["median"], 4) for i in order]
+                      for name in paths},
         }
         print(f"  calibrate {key} {'train' if backward else 'forward'} {torch.get_num_threads()}t: "
               f"crossovers {crossovers(table[key])}", flush=True)
@@ -216,13 +230,7 @@ def crossovers(points: dict) -> list[tuple[str, float | None]]:
 
 
 def markdown(payload: dict) -> str:
-    machine = payload["machine"]
-    lines = [
-        "# Sparse VGG blocks: wall-clock of every path ÷ the dense VGG blocks",
-        "",
-        f"Command: `{machine['command']}`  ",
-        f"Machine: {machine_line(machine)}.",
-        "",
+    lines = markdown_header("Sparse VGG blocks: wall-clock of every path ÷ the dense VGG blocks", payload["machine"]) + [
         "Each table: the three sparse blocks of one modality, "
         f"{payload['frames']} frames or chunks, random masks of the kept fraction (block 1; blocks 2-3 keep that "
         "fraction of the pooled survivors). *FLOPs share*: counted submanifold FLOPs ÷ dense FLOPs. *vgg ms*: the dense "

@@ -175,6 +175,25 @@ def test_auto_follows_the_measured_crossover(device, share, grad):
     assert choose_path(block, mask, device=device, share=share, table={"devices": {}}) == "dense"
 
 
+@pytest.mark.parametrize("device, loaded, expected", [("cpu", False, "gather"), ("cpu", True, "spconv"), ("cuda", False, "spconv")])
+def test_auto_takes_spconv_on_cpu_only_once_it_is_loaded(monkeypatch, device, loaded, expected):
+    """spconv's import and first call cost seconds on CPU (not in the table): auto leaves it alone until loaded."""
+    import sys
+
+    from mesm_core.models.sparse import auto
+
+    monkeypatch.setattr(auto, "spconv_available", lambda: True)
+    if loaded:
+        monkeypatch.setitem(sys.modules, "spconv.pytorch", object())
+    else:
+        monkeypatch.delitem(sys.modules, "spconv.pytorch", raising=False)
+    points = {"share": [0.0, 1.0], "ratio": {"dense": [1.0, 1.0], "gather": [0.2, 2.0], "spconv": [0.1, 3.0]}}
+    table = {"devices": {device: {"threads": {"1": {"forward": {"64x128@24x24": points}}}}}}
+    block = SparseVGGBlock(64, 128, pool=True)
+    mask = torch.ones(2, 24, 24, dtype=torch.bool)
+    assert choose_path(block, mask, device=device, threads=1, share=0.01, table=table) == expected
+
+
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 @pytest.mark.parametrize("density", [0.05, 0.2, 0.5, 0.8, 1.0])
 @pytest.mark.parametrize("grad", [False, True])

@@ -15,6 +15,11 @@ crossovers are where the winner changes. Shapes that were not
 measured use the measured shape nearest in log(C_in·C_out) and log(H·W); thread counts the nearest
 measured one. A device type with no measurement (CUDA until ``benchmarks/gpu_check.sh`` has run on
 one) gets ``dense``, which is never slower than the dense block by more than its mask multiplies.
+
+On CPU, ``spconv`` is a candidate only once ``spconv.pytorch`` has been imported (by the user, or an
+explicit ``sparse_backend="spconv"``): its import and first call are a one-time cost the steady-state table
+does not show, 29.7 s measured on the development machine under load (environment notes: 6-10 s for the
+import alone), which would freeze the studio on its first low-p slider move.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +131,14 @@ def choose_path(
     points = _nearest(modes, block_key(block.in_channels, block.out_channels, mask.shape[1], mask.shape[2]))
     s = flops_share(mask) if share is None else share
     curves = path_curves(points)
-    available = [p for p in PATHS if p in curves and (p != "spconv" or spconv_available())]
+    available = [p for p in PATHS if p in curves and (p != "spconv" or _spconv_ready(device_type))]
     if not available:
         return UNMEASURED
     return min(available, key=lambda p: _interpolate(points["share"], curves[p], s))
+
+
+def _spconv_ready(device_type: str) -> bool:
+    return spconv_available() and (device_type != "cpu" or "spconv.pytorch" in sys.modules)
 
 
 def path_function(name: str):
