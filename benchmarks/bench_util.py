@@ -99,6 +99,7 @@ def machine_record(device: torch.device | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_threads_default": torch.get_num_threads(),
+        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS") if k in os.environ},
     }
     if device is not None and device.type == "cuda":
         record["gpu"] = torch.cuda.get_device_name(device)
@@ -113,7 +114,8 @@ def finish_record(record: dict[str, Any]) -> dict[str, Any]:
 
 def machine_line(record: dict[str, Any]) -> str:
     gpu = f", GPU {record['gpu']} (CUDA {record.get('cuda')})" if record.get("gpu") else ", no GPU used"
-    return (f"{record['cpu']}, {record['cpu_cores']} cores visible{gpu}; load average (1/5/15 min) "
+    env = "".join(f"; {k}={v}" for k, v in record.get("env", {}).items())
+    return (f"{record['cpu']}, {record['cpu_cores']} cores visible{gpu}{env}; load average (1/5/15 min) "
             f"{record['load_average_start']} at the start, {record.get('load_average_end')} at the end; "
             f"torch {record['torch']}; {record['date']}")
 

@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"backend": backend, "world_size": world, "preset": args.preset, "device": str(device)}
     try:
         torch.manual_seed(0)
-        model = mesm_core.create_model(args.preset, text_pretrained=False, text_model="minilm").to(device).train()
+        classes = json.loads((Path(args.cache) / "cache.json").read_text(encoding="utf-8"))["classes"]
+        model = mesm_core.create_model(args.preset, text_pretrained=False, text_model="minilm",
+                                       classes=tuple(classes)).to(device).train()
         dataset = CacheDataset(args.cache, "train", classes=model.classes)
         find_unused = may_leave_parameters_unused(model.config, dataset)
         ddp = torch.nn.parallel.DistributedDataParallel(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -77,6 +78,11 @@ def stage_case(name: str, model, prepared, ps: list[float], repeats: int, backen
     rows = []
     for p in ps:
         fns = {"vgg": vgg, **{b: run(b, p) for b in backends}}
+        first = {}
+        for name, fn in fns.items():                  # the first call at this p: new masks, new GEMM shapes
+            start = time.perf_counter()
+            fn()
+            first[name] = (time.perf_counter() - start) * 1e3
         times = interleaved(fns, repeats, torch.device("cpu"))
         out = run("masked", p)()
         sparse = [r for r in out.flops.layers if r.name.startswith(("sparse_block", "attention"))]
@@ -87,6 +93,7 @@ def stage_case(name: str, model, prepared, ps: list[float], repeats: int, backen
             "feature_flops_share": out.flops.actual / out.flops.dense,
             "kept": {m: [float(t.active_cells) / t.kept.numel() for t in traces] for m, traces in (out.trace or {}).items()},
             "ms": {k: quartiles(v) for k, v in times.items()},
+            "first_call_ms": first,
             "ratio_to_vgg": {k: ratio_summary(v, times["vgg"]) for k, v in times.items() if k != "vgg"},
         })
         print(f"  {name} {torch.get_num_threads()}t p {p:.1f} stage FLOPs share {rows[-1]['stage_flops_share']:.3f} "
@@ -106,7 +113,8 @@ def markdown(payload: dict) -> str:
         "*stage FLOPs*: attention + sparse blocks, actual ÷ dense; *ms*: median over interleaved rounds [quartiles]; "
         "*vgg*: the same stage with dense VGG blocks in place of attention + sparse blocks (the dense stage). "
         "*÷ p=1*: the backend's time ÷ its own time at p = 1 (issue target for auto at p = 0.3 on the full-size "
-        "model: ≤ 0.6). *÷ masked p=1*: ÷ today's studio backend at p = 1.",
+        "model: ≤ 0.6). *÷ masked p=1*: ÷ today's studio backend at p = 1. *first call*: auto's first call at that p "
+        "(new masks; the process's first calls also build oneDNN kernels).",
         "",
     ]
     for case in payload["cases"]:
@@ -115,8 +123,8 @@ def markdown(payload: dict) -> str:
             f"## {case['model']}, {case['threads']} thread(s), {case['frames']} frames, {case['chunks']} chunks",
             "",
             "| p | stage FLOPs | kept (visual / audio, blocks 1-3) | vgg ms | " + " | ".join(f"{b} ms" for b in backends)
-            + " | auto ÷ p=1 | auto ÷ vgg | auto ÷ masked p=1 |",
-            "|" + "---|" * (len(backends) + 7),
+            + " | auto ÷ p=1 | auto ÷ vgg | auto ÷ masked p=1 | auto first call ms |",
+            "|" + "---|" * (len(backends) + 8),
         ]
         for row in case["rows"]:
             kept = " / ".join(",".join(f"{k:.2f}" for k in row["kept"].get(m, [])) for m in ("visual", "audio"))
@@ -125,7 +133,7 @@ def markdown(payload: dict) -> str:
                 f"| {row['top_p']:.1f} | {row['stage_flops_share']:.3f} | {kept} | {ms['vgg']['median']:.1f} | "
                 + " | ".join(f"{ms[b]['median']:.1f} [{ms[b]['q1']:.1f}–{ms[b]['q3']:.1f}]" for b in backends)
                 + f" | {row.get('ratio_to_p1', {}).get('auto', float('nan')):.2f} | {row['ratio_to_vgg']['auto']['median']:.2f}"
-                + f" | {row.get('ratio_to_masked_p1', {}).get('auto', float('nan')):.2f} |"
+                + f" | {row.get('ratio_to_masked_p1', {}).get('auto', float('nan')):.2f} | {row['first_call_ms']['auto']:.0f} |"
             )
         lines.append("")
     return "\n".join(lines)

@@ -5,7 +5,8 @@ backward, clipping, optimizer) on batches from the trainer's own DataLoader over
 data-loader workers a user would set (``--workers``, default: 4 capped at the CPU count). After warm-up
 steps, ``--steps`` steps are timed; clips/s = clips ÷ wall time, where the wall time is split into
 waiting for data and the step itself. ``--data memory`` cycles through batches collated in advance
-(the model alone). CUDA runs with AMP (bf16 autocast) by default, CPU without (the trainer ignores AMP
+(the model alone). The heads take the cache's classes (an IEMOCAP preset on the synthetic cache gets its
+six). CUDA runs with AMP (bf16 autocast) by default, CPU without (the trainer ignores AMP
 on CPU). Paper presets get the MiniLM text encoder (``--text minilm``; with random weights where the
 packaged MiniLM is not installed, same architecture and cost) or their own (``--text preset``, ALBERT-base,
 random weights offline). ``--profile`` splits a step: data, text encoder, CNNs (+ sparse stage), rest
@@ -60,11 +61,21 @@ def make_subset(source: Path, target: Path, clips: int, valid: int = 8) -> Path:
     return target
 
 
-def _config(preset: str, text: str, device: torch.device, amp: bool, batch_size: int | None):
+def cache_classes(cache: Path) -> tuple[str, ...] | None:
+    try:
+        return tuple(json.loads((Path(cache) / "cache.json").read_text(encoding="utf-8"))["classes"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _config(preset: str, text: str, device: torch.device, amp: bool, batch_size: int | None, cache: Path):
     from mesm_core.models.text import minilm_path
     from mesm_core.presets import get_preset
 
     cfg = get_preset(preset)
+    classes = cache_classes(cache)
+    if classes and tuple(cfg.model.classes) != classes:
+        cfg.model.classes = classes         # e.g. an IEMOCAP preset on the synthetic cache: only the heads' width changes
     pretrained = True
     if text == "minilm" and cfg.model.text_model != "minilm":
         cfg.model.text_model = "minilm"
@@ -84,14 +95,14 @@ def build_trainer(preset: str, cache: Path, device: torch.device, workers: int, 
     from mesm_core.training.distributed import DistInfo
     from mesm_core.training.loop import Trainer, TrainOptions
 
-    cfg, pretrained = _config(preset, text, device, amp, batch_size)
+    cfg, pretrained = _config(preset, text, device, amp, batch_size, cache)
     options = TrainOptions(run_dir=run_dir, cache_dir=cache, device=device.type, num_workers=workers,
                            text_pretrained=pretrained, progress=False, tensorboard=False, evaluate_test=False)
     trainer = Trainer(cfg, options, DistInfo(device=device))
     trainer.model.train()
     return trainer, {"text_model": cfg.model.text_model, "text_weights": "pretrained" if pretrained else "random",
                      "text_trainable": cfg.model.text_trainable, "batch_size": cfg.train.batch_size,
-                     "amp": f"{cfg.train.amp_dtype} autocast" if trainer.use_amp else "off",
+                     "amp": f"{cfg.train.amp_dtype} autocast" if trainer.use_amp else "off", "classes": len(cfg.model.classes),
                      "sparse_backend_in_training": _training_backend(cfg.model)}
 
 

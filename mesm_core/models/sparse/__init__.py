@@ -26,6 +26,7 @@ on any backend and they agree to float precision (tests/test_sparse_backends.py)
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 from typing import Protocol
@@ -135,7 +136,9 @@ def pool_mask(mask: torch.Tensor) -> torch.Tensor:
     return F.max_pool2d(mask[:, None].float(), 2)[:, 0] > 0
 
 
+@functools.lru_cache(maxsize=1)
 def spconv_available() -> bool:
+    """Whether spconv is installed (looked up once: ``auto`` asks on every call)."""
     return importlib.util.find_spec("spconv") is not None
 
 
