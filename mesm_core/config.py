@@ -115,7 +115,7 @@ class ModelConfig(_Section):
     audio_transform: Literal["power", "log"] = "power"
     # MESM only.
     top_p: float = 0.7
-    sparse_backend: Literal["auto", "spconv", "masked"] = "auto"
+    sparse_backend: Literal["auto", "gather", "dense", "spconv", "masked"] = "auto"
     # How the attention gets a gradient (see docs/deviations.md, "Models" and "Selection training"):
     # "trained": kept features are scaled by their attention renormalised over the kept cells (× |kept|);
     # "straight_through": the forward pass is the plain masked features (as in the paper, so p = 1 computes

@@ -101,3 +101,25 @@ def broadcast_object(info: DistInfo, obj: Any, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def may_leave_parameters_unused(model_config: Any, train_dataset: Any = None) -> bool:
+    """Whether a training step can leave a trainable parameter without a gradient, i.e. whether DDP needs
+    ``find_unused_parameters=True`` (which costs an extra autograd-graph traversal every step).
+
+    Two cases (tests/test_train_ddp_unused.py checks every other configuration uses all its parameters):
+      * MESM with ``attention_mode="reference"``: the attention layers never get a gradient;
+      * training data with clips that have no frames or no mel chunks (kept, docs/deviations.md): a batch
+        made only of such clips skips that modality's CNN. Read from the cache manifest's ``n_frames`` /
+        ``n_chunks``; a dataset that does not list them counts as possibly having such clips.
+    """
+    if getattr(model_config, "arch", None) == "mesm" and getattr(model_config, "attention_mode", None) == "reference":
+        return True
+    if train_dataset is None:
+        return False
+    entries = getattr(train_dataset, "entries", None)
+    if entries is None:
+        return True
+    modalities = tuple(getattr(model_config, "modalities", ("audio", "visual")))
+    fields = [f for m, f in (("visual", "n_frames"), ("audio", "n_chunks")) if m in modalities]
+    return any(int(entry.get(f, 0) or 0) == 0 for entry in entries for f in fields)

@@ -40,9 +40,9 @@ def build_parser(prog: str = "python -m mesm_core.predict", report_help: str = "
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's; 1 is often faster on shared cores)")
-    parser.add_argument("--sparse-backend", choices=("auto", "masked", "spconv"), default=None,
-                        help="MESM sparse backend (same results either way); default: 'masked' on CPU, where "
-                             "spconv's first calls are slow, else the checkpoint's")
+    parser.add_argument("--sparse-backend", choices=("auto", "gather", "dense", "masked", "spconv"), default=None,
+                        help="MESM sparse path (same results on every one); default 'auto': per block, the path "
+                             "measured fastest at its density (mesm_core/models/sparse/crossovers.json)")
     return parser
 
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | Non
     if args.transcript_file:
         transcript = Path(args.transcript_file).read_text(encoding="utf-8").strip()
     try:
-        backend = args.sparse_backend or ("masked" if args.device == "cpu" else None)
+        backend = args.sparse_backend or "auto"
         predictor = Predictor.load(args.checkpoint, args.device, sparse_backend=backend)
         prediction = predictor.predict(args.video, transcript, args.top_p)
     except MesmError as exc:  # bad media, empty transcript, bad checkpoint: each names the file and the reason

@@ -148,9 +148,10 @@ class AppSettings:
     max_upload_mb: float = 50.0
     max_seconds: float = 30.0
     device: str = "cpu"
-    # The pure-torch backend answers a slider move faster on CPU than spconv's Native algorithm
-    # (same numbers; benchmarks/app_latency.py). None keeps the checkpoint's choice.
-    sparse_backend: str | None = "masked"
+    # "auto" runs each sparse block on the path measured fastest at its density (gather-GEMM at low p,
+    # the BN-folded dense emulation at high p; mesm_core/models/sparse/auto.py); every path gives the same
+    # numbers. None keeps the checkpoint's choice.
+    sparse_backend: str | None = "auto"
     cache_size: int = 6
     top_p_grid: tuple[float, ...] = TOP_P_GRID
     export_dir: str | None = None

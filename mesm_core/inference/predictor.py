@@ -80,8 +80,8 @@ class Predictor:
              detector: Any | None = None) -> "Predictor":
         """Load a checkpoint folder (or a training run folder: its ``best/``) for inference.
 
-        ``sparse_backend`` ("masked" | "spconv" | "auto") overrides the checkpoint's MESM backend
-        (both give the same numbers; on CPU "masked" answers faster, see docs/app.md).
+        ``sparse_backend`` ("auto" | "gather" | "dense" | "masked" | "spconv") overrides the checkpoint's
+        MESM sparse path (all give the same numbers; "auto" picks per block from measured crossovers).
         Raises ``mesm_core.checkpoint.CheckpointError`` when the folder is not a valid checkpoint.
         """
         from mesm_core.checkpoint import load_checkpoint

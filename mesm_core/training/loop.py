@@ -31,6 +31,7 @@ from mesm_core.distributed import (
     barrier,
     cleanup_distributed,
     init_distributed,
+    may_leave_parameters_unused,
 )
 from mesm_core.errors import InputError
 from mesm_core.evaluation.collector import SplitPredictions, autocast_context, collect_predictions
@@ -206,12 +207,12 @@ class Trainer:
 
         self.train_model: nn.Module = self.model
         if dist_info.enabled:
-            # Unused parameters happen legitimately: MESM's attention in "reference" mode gets no
-            # gradient, and a batch without faces/audio skips a CNN.
+            # Only where parameters can go unused (MESM's "reference" attention, clips without frames or
+            # chunks): the search costs an extra autograd traversal per step.
             self.train_model = nn.parallel.DistributedDataParallel(
                 self.model,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=True,
+                find_unused_parameters=may_leave_parameters_unused(cfg.model, self.datasets["train"]),
             )
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)

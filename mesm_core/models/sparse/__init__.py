@@ -1,4 +1,4 @@
-"""Submanifold sparse VGG blocks behind one interface, with two interchangeable backends.
+"""Submanifold sparse VGG blocks behind one interface, with interchangeable backends.
 
 A sparse block sees a dense map ``x`` (N, C, H, W) that is zero outside a boolean ``mask`` (N, H, W)
 of active cells and computes, at active cells only:
@@ -8,16 +8,25 @@ value = max(0, max over active inputs), which equals the dense max-pool of the z
 
 Backends (``ModelConfig.sparse_backend``):
   * ``masked``  pure torch dense emulation: conv(x·M)·M (reference §2.5). Exact, runs anywhere,
-                costs as much as a dense block: FLOP savings are *counted* (mesm_core.flops).
+                costs as much as a dense block: the test reference, and the one training with the
+                straight-through keep gate uses (``masked_block(..., gate=...)``).
+  * ``dense``   the same emulation written for speed (BN folded into the conv in eval, statistics by
+                masked sums, no row gathers): about the time of a plain dense block (``dense.py``).
+  * ``gather``  gather-GEMM submanifold convolution in plain torch: a rulebook of neighbour pairs per
+                kernel offset over the active cells, one GEMM per offset (oneDNN on CPU), so the time
+                follows the active-neighbour pairs, i.e. the counted FLOPs (``gather.py``).
   * ``spconv``  spconv 2.x SubMConv2d / SparseMaxPool2d (imported lazily; ConvAlgo.Native on CPU).
-  * ``auto``    spconv when importable, else masked.
-Both use the same parameters (dense layout conv weights [out, in, 3, 3], permuted to spconv's
+  * ``auto``    per call, the path with the least *measured* time at this block's FLOPs share, from
+                the crossover table ``crossovers.json`` written by ``benchmarks/sparse_blocks.py
+                --calibrate`` (``auto.py``); ``dense`` on a device the table has not measured.
+All use the same parameters (dense layout conv weights [out, in, 3, 3]; spconv permutes them to
 [out, kh, kw, in] on the fly) and the same BatchNorm-over-active-cells module, so a checkpoint runs
-on either backend and the two agree to float precision.
+on any backend and they agree to float precision (tests/test_sparse_backends.py).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 from typing import Protocol
@@ -31,12 +40,14 @@ __all__ = [
     "SparseVGGBlock",
     "SparseBackend",
     "BACKENDS",
+    "PATHS",
     "get_backend",
     "resolve_backend_name",
     "spconv_available",
 ]
 
-BACKENDS = ("masked", "spconv")
+BACKENDS = ("masked", "dense", "gather", "spconv")
+PATHS = ("dense", "gather", "spconv")  # what "auto" chooses from
 
 
 class ActiveBatchNorm(nn.Module):
@@ -63,15 +74,22 @@ class ActiveBatchNorm(nn.Module):
         compute = torch.promote_types(rows.dtype, torch.float32)
         if self.training and n > 0:
             x = rows.to(compute)
-            mean = x.mean(0)
-            var = x.var(0, unbiased=False)
-            with torch.no_grad():
-                unbiased = var * (n / (n - 1)) if n > 1 else var
-                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
-                self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
-                self.num_batches_tracked += 1
-            return mean, var
+            return self.batch_statistics(x.mean(0), x.var(0, unbiased=False), n)
         return self.running_mean.to(compute), self.running_var.to(compute)
+
+    def batch_statistics(self, mean: torch.Tensor, var: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Record a training batch's (mean, biased variance) of ``n`` > 0 cells in the running averages; returns them."""
+        with torch.no_grad():
+            unbiased = var * (n / (n - 1)) if n > 1 else var
+            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+            self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
+            self.num_batches_tracked += 1
+        return mean, var
+
+    def affine(self, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, shift) (C,) with normalize(x) = x · scale + shift, in the dtype of ``mean``."""
+        scale = torch.rsqrt(var + self.eps) * self.weight.to(mean.dtype)
+        return scale, self.bias.to(mean.dtype) - mean * scale
 
     def normalize(self, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
         """Apply the affine normalisation to x (..., C) with the given statistics; same dtype as x."""
@@ -118,14 +136,16 @@ def pool_mask(mask: torch.Tensor) -> torch.Tensor:
     return F.max_pool2d(mask[:, None].float(), 2)[:, 0] > 0
 
 
+@functools.lru_cache(maxsize=1)
 def spconv_available() -> bool:
+    """Whether spconv is installed (looked up once: ``auto`` asks on every call)."""
     return importlib.util.find_spec("spconv") is not None
 
 
 def resolve_backend_name(name: str) -> str:
-    """"auto" → "spconv" when spconv is importable, else "masked"; validates explicit names."""
+    """Validates a backend name ("auto" stays "auto": it chooses per call)."""
     if name == "auto":
-        return "spconv" if spconv_available() else "masked"
+        return name
     if name not in BACKENDS:
         raise ValueError(f"unknown sparse backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
     if name == "spconv" and not spconv_available():
@@ -134,12 +154,24 @@ def resolve_backend_name(name: str) -> str:
 
 
 def get_backend(name: str) -> SparseBackend:
-    """The backend callable for ``name`` (auto / masked / spconv)."""
+    """The backend callable for ``name`` (auto / masked / dense / gather / spconv)."""
     resolved = resolve_backend_name(name)
     if resolved == "masked":
         from mesm_core.models.sparse.masked import masked_block
 
         return masked_block
+    if resolved == "dense":
+        from mesm_core.models.sparse.dense import dense_block
+
+        return dense_block
+    if resolved == "gather":
+        from mesm_core.models.sparse.gather import gather_block
+
+        return gather_block
+    if resolved == "auto":
+        from mesm_core.models.sparse.auto import auto_block
+
+        return auto_block
     from mesm_core.models.sparse.spconv_backend import spconv_block
 
     return spconv_block
