@@ -69,6 +69,12 @@ def init_distributed(device_preference: str = "auto") -> DistInfo:
 
 def cleanup_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
+        # Every rank reaches teardown before any destroys the group: a rank still inside gloo when its peer
+        # tears down aborts ("terminate called without an active exception"), seen on a loaded 2-core CPU.
+        try:
+            dist.barrier()
+        except RuntimeError:
+            pass  # a peer already failed; its own error is the one to report
         dist.destroy_process_group()
 
 

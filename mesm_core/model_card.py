@@ -23,6 +23,15 @@ _SYNTHETIC = (
 )
 
 
+def _repo_relative(path: str) -> str:
+    """A path inside this repository as the commands write it (relative), others unchanged."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except ValueError:
+        return path
+
+
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
@@ -112,14 +121,14 @@ def render_model_card(directory: Path, command: str, fe2e_eval: dict | None = No
         lines.append("- `topp_sweep.html`, `attention_on_cues.html`: interactive Plotly figures (plotly.js from the CDN).")
     recipe = []
     if train.get("init_from"):
-        recipe.append(f"warm start from `{train['init_from']}`")
+        recipe.append(f"warm start from `{_repo_relative(train['init_from'])}`")
     if model["arch"] == "mesm":
         recipe.append(f"attention mode `{model['attention_mode']}`, scorer `{model.get('attention_scorer', 'cell')}`, "
                       f"keep floors {model['min_keep_audio']} (audio) / {model['min_keep_visual']} (faces)")
         if train.get("saliency_weight"):
             recipe.append(f"saliency target λ = {train['saliency_weight']}, γ = {train['saliency_power']} on "
                           f"{'dense' if train.get('saliency_at', 'dense') == 'dense' else 'all'} steps, "
-                          f"every {train.get('dense_step_every')}-th step at p = 1")
+                          f"one step in {train.get('dense_step_every')} at p = 1")
     lines += [
         "", "## How it was made", "",
         f"Exact commands: `{command}` (CPU, `OMP_NUM_THREADS=1`). The training run's resolved config is `config.json`"
