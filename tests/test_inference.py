@@ -28,7 +28,7 @@ from mesm_core.inference import (
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-# The pure-torch backend: same numbers as spconv (tests/test_sparse_backends.py), no slow first calls on CPU.
+# The reference path; every sparse path gives the same numbers (tests/test_sparse_backends.py).
 BACKEND = "masked"
 
 
@@ -187,6 +187,22 @@ def test_a_module_without_checkpoint_works_too(models, tmp_path, clips, media):
     model, _ = load_checkpoint(models.make_checkpoint(tmp_path / "m"), sparse_backend=BACKEND)
     pred = Predictor(model).predict(clips["face"], media.TRANSCRIPT, 0.5)
     assert pred.checkpoint == str(tmp_path / "m") and pred.top_p == 0.5
+
+
+def test_a_binding_keep_floor_is_named_in_the_notes(clips, media):
+    """Where the floor, not p, decides the faces' masks, the prediction says so (the slider would seem dead)."""
+    import mesm_core
+
+    torch.manual_seed(0)
+    model = mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random",
+                                   sparse_backend=BACKEND, min_keep_visual=0.9, min_keep_audio=0.0)
+    predictor = Predictor(model)
+    prepared = predictor.prepare(clips["face"], media.TRANSCRIPT)
+    low = predictor.run(prepared, 0.3)
+    floor_notes = [n for n in low.notes if "keep floor" in n]
+    assert len(floor_notes) == 1 and "faces" in floor_notes[0] and "min_keep_visual" in floor_notes[0]
+    assert low.kept_fraction["visual"][0] >= 0.9
+    assert not [n for n in predictor.run(prepared, 1.0).notes if "keep floor" in n]
 
 
 def test_no_face_clip_still_predicts(mesm, clips):

@@ -232,6 +232,8 @@ class Predictor:
         fusion_weights = {m: float(w) for m, w in zip(out.modality_logits.keys(), weights)}
 
         trace = _to_numpy_trace(out.trace)
+        if top_p is not None:
+            notes.extend(_floor_notes(trace, self.config, top_p))
         kept_fraction = {m: [t.kept_fraction for t in blocks] for m, blocks in trace.items()}
         if not trace and self.is_sparse and return_trace:
             kept_fraction = _kept_from_flops(out.flops)
@@ -298,6 +300,31 @@ def _record_notes(record: ClipRecord, coverage: TextCoverage | None = None) -> l
         notes.append("No transcript: the text branch saw an empty string.")
     if coverage is not None and coverage.truncated:
         notes.append(f"Transcript cut at the model's limit: {coverage.summary()}")
+    return notes
+
+
+def _floor_notes(trace: dict[str, list[LayerTrace]], config: ModelConfig, top_p: float) -> list[str]:
+    """Where the keep floor (``model.min_keep_*``), not p, decided the first sparse block's mask: the studio's
+    slider then changes nothing for that modality until p passes the floor."""
+    from mesm_core.models.nucleus import nucleus_mask
+
+    notes = []
+    names = {"visual": ("face", "faces"), "audio": ("mel chunk", "mel chunks")}
+    for modality, blocks in trace.items():
+        floor = float(getattr(config, f"min_keep_{modality}", 0.0) or 0.0)
+        if floor <= 0 or not blocks or top_p >= 1.0:
+            continue
+        first = blocks[0]
+        attention, active = torch.from_numpy(first.attention), torch.from_numpy(first.active_in)
+        by_p = nucleus_mask(attention, top_p, active).flatten(1).sum(1)
+        kept = torch.from_numpy(first.kept).flatten(1).sum(1)
+        frames = int(active.flatten(1).any(1).sum())
+        raised = int((kept > by_p).sum())
+        if frames and raised * 2 > frames:
+            one, many = names.get(modality, (modality, modality))
+            notes.append(f"At p = {top_p:g} the keep floor sets the mask of {raised} of {frames} {many}: this checkpoint "
+                         f"keeps at least {floor:.0%} of each {one}'s cells (model.min_keep_{modality}), more than "
+                         "the nucleus keeps at this p.")
     return notes
 
 
