@@ -368,12 +368,15 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
             outputs=result_outputs, api_name="analyze", concurrency_id="model", concurrency_limit=1,
         )
         analyze_event.then(cost_curve, inputs=[state], outputs=[flops_p_plot, flops_text], api_name="cost_curve",
-                           show_progress="hidden", concurrency_id="model")
+                           show_progress="hidden", concurrency_id="model", trigger_mode="always_last")
 
         video.change(new_file, inputs=[video], outputs=result_outputs, cancels=[analyze_event],
                      api_visibility="private", show_progress="hidden", queue=False).then(
             make_preview_view, inputs=[video], outputs=[preview, preview_note], api_name="preview",
-            show_progress="minimal", concurrency_id="preview")
+            show_progress="minimal", concurrency_id="preview",
+            # A `.then` defaults to "once": a new file while the last preview is still being made would get no
+            # preview at all, leaving the previous clip's on screen. "always_last" runs it once that one ends.
+            trigger_mode="always_last")
         cue_file.change(lambda path: cleared("Cue file changed: press **Analyze** to run the clip with it."),
                         inputs=[cue_file], outputs=result_outputs, api_visibility="private", queue=False)
 
@@ -408,11 +411,11 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
         retext_btn.click(retext, inputs=[state, transcript], outputs=retext_outputs, api_name="set_transcript",
                          concurrency_id="model").then(
             cost_curve, inputs=[state], outputs=[flops_p_plot, flops_text], api_visibility="private",
-            show_progress="hidden", concurrency_id="model")
+            show_progress="hidden", concurrency_id="model", trigger_mode="always_last")
         transcript.submit(retext, inputs=[state, transcript], outputs=retext_outputs,
                           api_visibility="private", concurrency_id="model").then(
             cost_curve, inputs=[state], outputs=[flops_p_plot, flops_text], api_visibility="private",
-            show_progress="hidden", concurrency_id="model")
+            show_progress="hidden", concurrency_id="model", trigger_mode="always_last")
 
         # --- frames ------------------------------------------------------------------------------------
         select_outputs = [state, gallery, frame_index, frame_img, *frame_outputs, status]

@@ -180,3 +180,18 @@ def test_preview_of_any_container(served, media):
 def test_checkpoint_info_endpoint(served):
     slider, note, model = served["client"].predict(served["checkpoint"], api_name="/checkpoint_info")
     assert "MESM" in note and "does not record its training data" in model
+
+
+def test_follow_up_steps_never_drop_a_newer_trigger(models, tmp_path):
+    """The preview and the cost curve run as `.then` steps; Gradio's default for those ("once") drops a new
+    trigger while the previous run is pending, which left the previous clip's preview on screen under load."""
+    from mesm_viz.app import build_app
+    from mesm_viz.studio import AppSettings
+
+    demo = build_app(AppSettings(checkpoint=str(models.make_checkpoint(tmp_path / "mesm"))))
+    steps = [(dep, getattr(fn.fn, "__name__", "")) for dep, fn in zip(demo.config["dependencies"], demo.fns.values())]
+    previews = [dep for dep, _ in steps if dep.get("api_name") == "preview"]
+    cost_curves = [dep for dep, name in steps if name == "cost_curve"]      # after analyze, and after each retext
+    assert len(previews) == 1 and len(cost_curves) == 3
+    assert all(dep["trigger_mode"] == "always_last" for dep in previews + cost_curves)
+    demo.close()
