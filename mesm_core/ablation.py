@@ -69,7 +69,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("best", "warm start, gate, context scorer, keep floors 0.2 / 0.6, saliency on dense steps, attention lr × 3 "
             "(the demo recipe)", (*WARM, *RECIPE), True, 3),
     Variant("best+teacher", "the demo recipe with the saliency target taken from the dense FE2E teacher, γ = 2 "
-            "(an option: lower seed-0 validation F1 than `best`)",
+            "(an option, added after the demo recipe was chosen)",
             (*WARM, *RECIPE, "train.saliency_source=teacher", "train.saliency_power=2"), True, 3, distill=True),
 )
 

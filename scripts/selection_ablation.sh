@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The exact command behind docs/results/selection_ablation.{md,json}: every selection-training variant of
 # mesm_core/ablation.py with two seeds, on the seed-0 synthetic set, warm-started from the committed FE2E demo
-# checkpoint. CPU only, single-threaded runs, two at a time; about 3 hours on a shared 2-core machine.
+# checkpoint. CPU only, single-threaded runs, two at a time: 173 run-minutes of training were recorded on the shared
+# 2-core development machine (result.json files; some runs resumed after an interruption), so about 1.5 hours of wall time.
 # Resumable: rerunning skips the runs that already have a result.json.
 #   bash scripts/selection_ablation.sh
 set -euo pipefail
