@@ -108,7 +108,8 @@ def stage_case(name: str, model, prepared, ps: list[float], repeats: int, backen
 
 def markdown(payload: dict) -> str:
     lines = markdown_header("The p-dependent stage (studio slider): time against p, beside its FLOPs", payload["machine"]) + [
-        "*demo*: the bundled `mesm_small` checkpoint (its keep floors hold the kept share at 0.21 up to p = 0.7); *full*: "
+        "*demo*: the bundled `mesm_small` checkpoint (where its keep floors, not p, set the masks, the stage FLOPs stay flat "
+        "as p falls); *full*: "
         "`mesm_iemocap` with random weights and the MiniLM-size text encoder (the stage's cost follows the kept cells, "
         "not the weights). "
         f"Clip `{payload['clip']}`; the stage is `forward_prepared` under `torch.inference_mode` (as `predict.run`). "

@@ -25,9 +25,10 @@ _SYNTHETIC = (
 
 def _repo_relative(path: str) -> str:
     """A path inside this repository as the commands write it (relative), others unchanged."""
-    root = Path(__file__).resolve().parents[1]
+    from mesm_core.inference.predictor import REPO_ROOT
+
     try:
-        return str(Path(path).resolve().relative_to(root))
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
     except ValueError:
         return path
 

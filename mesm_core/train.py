@@ -160,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dist_info = init_distributed(args.device)
     except DeviceError as exc:
         parser.error(str(exc))
+    finished = False
     try:
         cache = resolve_data(args, cfg, parser, dist_info)
         out = args.out
@@ -192,9 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 state = result.state
                 print(f"done: {state.stop_reason}; best epoch {state.best_epoch + 1} "
                       f"(valid {cfg.train.select_metric} {state.best_metric:.4f}) in {out / 'best'}", flush=True)
+        finished = True
         return result.exit_code
     finally:
-        cleanup_distributed()
+        cleanup_distributed(synchronize=finished)
 
 
 if __name__ == "__main__":

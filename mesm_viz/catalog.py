@@ -10,11 +10,11 @@ from pathlib import Path
 
 from mesm_core.checkpoint import is_checkpoint_dir
 from mesm_core.inference import resolve_transcript
+from mesm_core.inference.predictor import REPO_ROOT
 
 __all__ = ["REPO_ROOT", "BUNDLED_CHECKPOINTS", "SAMPLES_DIR", "discover_checkpoints", "bundled_checkpoints",
            "resolve_default_checkpoint", "checkpoint_label", "sample_clips", "sample_cue_files", "find_cue_file"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_CHECKPOINTS = REPO_ROOT / "assets" / "checkpoints"
 SAMPLES_DIR = REPO_ROOT / "assets" / "samples"
 

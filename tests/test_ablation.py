@@ -51,7 +51,11 @@ def test_model_card_reports_targets_from_the_evaluation(tmp_path):
     from mesm_core.model_card import write_model_card
 
     model = mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random")
-    save_checkpoint(model, tmp_path, run_config=RunConfig(preset="mesm_small", model=model.config))
+    from mesm_core.inference.predictor import REPO_ROOT
+
+    run_config = RunConfig(preset="mesm_small", model=model.config)
+    run_config.train.init_from = str(REPO_ROOT / "assets" / "checkpoints" / "fe2e_small")   # as the CLI stores it
+    save_checkpoint(model, tmp_path, run_config=run_config)
     classes = list(model.config.classes)
     per_class = {m: [0.9] * 6 for m in ("accuracy", "weighted_accuracy", "precision", "recall", "f1", "auc")}
     evaluation = {"classes": classes, "per_class": per_class, "average": {m: 0.9 for m in per_class},
@@ -72,3 +76,4 @@ def test_model_card_reports_targets_from_the_evaluation(tmp_path):
     assert "0.40 × → **met**" in card
     assert "3.00 / 3.00 / 3.00 → **met**" in card and "1.50 / 1.50 / 1.50 → **missed**" in card
     assert card.endswith("## Notes\n\nkept by hand\n") and "OLD-GENERATED-PART" not in card
+    assert "warm start from `assets/checkpoints/fe2e_small`" in card      # repo-relative, as the commands write it

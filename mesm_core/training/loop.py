@@ -544,6 +544,7 @@ def run_training(cfg: RunConfig, options: TrainOptions, dist_info: DistInfo | No
     itself when ``dist_info`` is None."""
     own_group = dist_info is None
     dist_info = dist_info or init_distributed(options.device)
+    finished = False
     try:
         if options.resume and find_resumable(Path(options.run_dir)) is None:
             raise NothingToResumeError(f"{options.run_dir}: nothing to resume (no last/training_state.pt)")
@@ -564,10 +565,11 @@ def run_training(cfg: RunConfig, options: TrainOptions, dist_info: DistInfo | No
         with _SignalGuard(trainer):
             result = trainer.fit()
         trainer.logger.close()
+        finished = True
         return result
     finally:
         if own_group:
-            cleanup_distributed()
+            cleanup_distributed(synchronize=finished)
 
 
 __all__ = [
