@@ -194,6 +194,7 @@ class SparseBlockTrace:
     active_in  bool    (N, H, W)  cells that were active before this block's selection
     grid       (H, W)             the block's input grid (visual 24×24/12×12/6×6; audio 64×16/32×8/16×4 at full size)
     active_cells int              kept.sum()
+    floor_decided bool (N,)       frames/chunks whose mask the keep floor set (it kept more than the nucleus would)
     """
 
     attention: torch.Tensor
@@ -201,6 +202,7 @@ class SparseBlockTrace:
     active_in: torch.Tensor
     grid: tuple[int, int]
     active_cells: int
+    floor_decided: torch.Tensor | None = None
 
 
 @dataclass
@@ -210,11 +212,14 @@ class SelectionState:
     log_probs  float (N, H, W)  attention log-probabilities (-inf on inactive cells), differentiable
     kept       bool  (N, H, W)  the nucleus mask
     active     bool  (N, H, W)  cells active before this block's selection
+    gate       float (N, H, W)  the straight-through keep gate (values = kept) on gated steps, else None:
+                                ∂L/∂gate is each cell's first-order keep effect (the self-saliency target)
     """
 
     log_probs: torch.Tensor
     kept: torch.Tensor
     active: torch.Tensor
+    gate: torch.Tensor | None = None
 
 
 @dataclass

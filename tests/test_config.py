@@ -83,8 +83,16 @@ def test_range_checks_name_the_field(override, message):
 
 def test_rules_that_join_two_sections():
     fe2e = apply_overrides(mesm_core.get_preset("fe2e_small"), ["train.saliency_weight=1"])
-    with pytest.raises(ConfigError, match="saliency_weight > 0 needs a MESM with model.attention_mode=straight_through"):
+    with pytest.raises(ConfigError, match=re.escape("saliency_weight > 0 needs a MESM (FE2E has no attention")):
         fe2e.validate()
+    self_saliency = apply_overrides(mesm_core.get_preset("mesm_small"), ["train.saliency_weight=1",
+                                                                          "train.saliency_source=self",
+                                                                          "model.attention_mode=trained"])
+    with pytest.raises(ConfigError, match="saliency_source=self needs model.attention_mode=straight_through"):
+        self_saliency.validate()
+    sampling = apply_overrides(mesm_core.get_preset("mesm_small"), ["train.top_p_range=[0.6, 0.2]"])
+    with pytest.raises(ConfigError, match="top_p_range must be"):
+        sampling.validate()
     baseline = apply_overrides(mesm_core.get_preset("mult"), ["train.distill_from=/somewhere"])
     with pytest.raises(ConfigError, match="train.distill_from needs an FE2E or MESM model"):
         baseline.validate()

@@ -363,10 +363,48 @@ def test_selection_recipe_trains_logs_and_resumes_identically(tiny_fe2e_run, tin
     tiny_config = tiny_training.tiny_config
     assert _train(tiny_config("mesm_small", extra), tiny_cache, straight).exit_code == 0
     log = read_metrics_log(straight)
-    assert set(log[0]["aux_losses"]) == {"keep_band", "distill"}
+    assert set(log[0]["aux_losses"]) == {"keep_band", "distill", "saliency"}   # every auxiliary loss is logged
+    assert log[0]["train_task_loss"] > 0
     # 3 steps an epoch: epoch 1 ends on step 2 (mid-anneal), epoch 2 on step 5 (a dense step, p = 1)
     assert log[0]["train_top_p"] == pytest.approx(0.5 + 0.25 * (1 + math.cos(math.pi * 0.5 / 3)))
     assert log[1]["train_top_p"] == 1.0
+
+    def stop(trainer, state):
+        if state.global_step == 2:
+            trainer.stop_requested, trainer.stop_signal = True, "SIGINT"
+
+    resumed = tmp_path / "resumed"
+    assert _train(tiny_config("mesm_small", extra), tiny_cache, resumed, step_callback=stop).interrupted
+    assert _train(tiny_config("mesm_small", extra), tiny_cache, resumed, resume=True).exit_code == 0
+    _assert_same_weights(straight / "last", resumed / "last")
+
+
+@pytest.mark.slow
+def test_slider_recipe_trains_logs_calibrates_and_resumes_identically(tiny_fe2e_run, tiny_cache, tmp_path,
+                                                                     tiny_training):
+    """p drawn per step, BN per p regime re-estimated before validation, teacher saliency computed once, keep ratio,
+    gate on every other step, selection across two p: one run equals an interrupted + resumed one."""
+    from mesm_core.checkpoint import load_checkpoint
+    from mesm_core.training.log import read_metrics_log
+
+    teacher = tiny_fe2e_run / "best"
+    extra = ["train.epochs=2", "train.batch_size=2", f"train.init_from={teacher}", f"train.distill_from={teacher}",
+             "train.saliency_source=teacher", "train.saliency_weight=0.5", "train.saliency_at=all",
+             "train.top_p_sampling=uniform", "train.top_p_range=[0.2, 1.0]", "train.gate_every=2",
+             "train.keep_ratio_audio=0.4", "train.keep_ratio_visual=0.6", "model.bn_top_p=[0.3, 0.6, 1.0]",
+             "train.bn_calibration_batches=2", "train.select_top_p=[0.3, 0.6]", "model.attention_query=text+posterior",
+             "model.min_keep_audio=0.05", "model.min_keep_visual=0.05"]
+    straight = tmp_path / "straight"
+    tiny_config = tiny_training.tiny_config
+    assert _train(tiny_config("mesm_small", extra), tiny_cache, straight).exit_code == 0
+    log = read_metrics_log(straight)
+    assert set(log[0]["aux_losses"]) == {"saliency", "keep_ratio"}
+    assert set(log[0]["valid_select_top_p"]) == {"0.3", "0.6"}
+    assert log[0]["select_value"] == pytest.approx(sum(log[0]["valid_select_top_p"].values()) / 2)
+    model, _ = load_checkpoint(straight / "best")
+    bn = model.branches["visual"].sparse.blocks[0].bn1
+    assert bn.regime_top_p.tolist() == pytest.approx([0.3, 0.6, 1.0])
+    assert not torch.allclose(bn.regime_mean[0], bn.regime_mean[2])   # calibrated: each regime its own statistics
 
     def stop(trainer, state):
         if state.global_step == 2:

@@ -88,6 +88,7 @@ def map_weights(
     biases: dict[tuple[str, int, str], torch.Tensor] = {}
 
     def put(key: str, value: torch.Tensor) -> None:
+        key, value = _regime_statistics(key, value, expected)
         if key not in expected:
             return
         if tuple(value.shape) != tuple(expected[key].shape):
@@ -113,6 +114,8 @@ def map_weights(
             put(key, value)
     for (modality, index, conv), bias in biases.items():
         key = f"branches.{modality}.sparse.blocks.{index}.bn{conv[-1]}.running_mean"
+        if key not in out:
+            key = key.replace(".running_mean", ".regime_mean")   # every p regime gets the same fold
         if key in out:
             out[key] = out[key] - bias.to(out[key].dtype)
             report.folded_biases.append(f"branches.{modality}.cnn.blocks.{index + first_sparse_target}.{_SPARSE_TO_DENSE[conv]}.bias")
@@ -124,6 +127,18 @@ def map_weights(
     report.copied = sorted(out)
     report.fresh = sorted(k for k in expected if k not in out and not k.startswith("text_encoder.model."))
     return out, report
+
+
+def _regime_statistics(key: str, value: torch.Tensor, expected: dict[str, torch.Tensor]) -> tuple[str, torch.Tensor]:
+    """BN statistics between a model with one set and one with a set per p regime (models/sparse/batchnorm.py):
+    one set (C,) fills every regime; a regime bank (K, C) gives its largest p (the dense regime) to one set."""
+    for plain, bank in ((".running_mean", ".regime_mean"), (".running_var", ".regime_var")):
+        if key.endswith(plain) and key not in expected and key[: -len(plain)] + bank in expected:
+            target = key[: -len(plain)] + bank
+            return target, value.reshape(1, -1).expand_as(expected[target]).clone()
+        if key.endswith(bank) and key not in expected and key[: -len(bank)] + plain in expected:
+            return key[: -len(bank)] + plain, value[-1]
+    return key, value
 
 
 def warm_start(model: nn.Module, checkpoint: str | os.PathLike) -> WarmStartReport:

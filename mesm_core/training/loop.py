@@ -3,7 +3,7 @@ checkpoints, resume, signals, DDP. ``mesm_core.train`` is the CLI over :func:`ru
 
 What differs between FE2E/MESM and the two-phase baselines (the data directory, the batch, the model
 builder) comes from the run's :class:`~mesm_core.families.ModelFamily`; the forward inputs of a training
-step (MESM's scheduled p and saliency target) from :func:`~mesm_core.training.selection.step_inputs`.
+step (MESM's p, keep gate and saliency target) from :func:`~mesm_core.training.selection.plan_step`.
 Everything else (seeding, pos_weight, thresholds, checkpoints, the run log, resume) is one implementation.
 """
 
@@ -34,7 +34,7 @@ from mesm_core.distributed import (
     may_leave_parameters_unused,
 )
 from mesm_core.errors import InputError
-from mesm_core.evaluation.collector import SplitPredictions, autocast_context, collect_predictions
+from mesm_core.evaluation.collector import SplitPredictions, autocast_context, collect_predictions, collect_top_ps
 from mesm_core.families import DataDirError, family_of
 from mesm_core.io import write_json
 from mesm_core.metrics import MetricsReport, choose_thresholds, compute_metrics
@@ -42,7 +42,9 @@ from mesm_core.training import checkpointing
 from mesm_core.training.log import RunLogger
 from mesm_core.training.optim import build_optimizer, build_scheduler, current_lrs, pos_weight_from_labels
 from mesm_core.training.sampler import EpochSampler
-from mesm_core.training.selection import saliency_at, selection_losses, step_inputs, teacher_saliency
+from mesm_core.training.bn_calibration import calibrate_batchnorm, regime_top_ps
+from mesm_core.training.selection import plan_step, selection_losses, self_saliency
+from mesm_core.training.teacher import TeacherTargets
 from mesm_core.training.state import (
     LoopState,
     atomic_directory,
@@ -149,13 +151,7 @@ class Trainer:
             if dist_info.is_main and options.progress:
                 print(report.summary(), flush=True)
         self.model = self.model.to(self.device)
-        self.teacher: nn.Module | None = None
-        teacher_saliency_on = cfg.train.saliency_source == "teacher" and cfg.train.saliency_weight > 0
-        if cfg.train.distill_from and (cfg.train.distill_weight > 0 or teacher_saliency_on):
-            from mesm_core.checkpoint import load_checkpoint
-
-            self.teacher, _ = load_checkpoint(cfg.train.distill_from, map_location=self.device)
-            self.teacher.requires_grad_(False)
+        self.teacher_targets: TeacherTargets | None = None
         if dist_info.enabled:
             # Same initial weights everywhere (DDP also broadcasts them), different dropout per rank.
             torch.manual_seed(cfg.train.seed + 1000 * dist_info.rank)
@@ -204,6 +200,9 @@ class Trainer:
             for split, dataset in self.datasets.items() if split != "train"
         }
         self.steps_per_epoch = self.train_sampler.batches_per_epoch()
+        self._prepare_teacher(collate_fn)
+        self.bn_regimes = regime_top_ps(self.model)
+        self._calibration_batches: list | None = None
 
         self.train_model: nn.Module = self.model
         if dist_info.enabled:
@@ -227,6 +226,42 @@ class Trainer:
         )
         self.state = LoopState()
         self.logger = RunLogger(self.run_dir, enabled=self.is_main, tensorboard=options.tensorboard)
+
+    def _prepare_teacher(self, collate_fn) -> None:
+        """Load the dense teacher and record what it says about every training clip (``training/teacher.py``)."""
+        train = self.cfg.train
+        saliency = train.saliency_source == "teacher" and train.saliency_weight > 0
+        if not train.distill_from or not (train.distill_weight > 0 or saliency):
+            return
+        from mesm_core.checkpoint import load_checkpoint
+
+        teacher, _ = load_checkpoint(train.distill_from, map_location=self.device)
+        teacher.requires_grad_(False)
+        loader = DataLoader(self.datasets["train"], batch_size=train.batch_size, collate_fn=collate_fn, shuffle=False)
+        n_sparse = self.cfg.model.n_sparse_blocks
+        started = time.time()
+        self.teacher_targets = TeacherTargets.compute(
+            teacher, loader, first_block=len(self.cfg.model.block_channels) - n_sparse, n_blocks=n_sparse,
+            with_saliency=saliency, device=self.device)
+        if self.is_main and self.options.progress:
+            print(f"teacher {train.distill_from}: logits{' and saliency' if saliency else ''} of "
+                  f"{len(self.teacher_targets.logits)} training clips in {time.time() - started:.0f} s", flush=True)
+
+    def calibrate_batchnorm(self) -> None:
+        """Re-estimate the BN statistics of every p regime on the first ``train.bn_calibration_batches`` training
+        batches (fixed order, no labels, no gradient) before the model is scored."""
+        count = self.cfg.train.bn_calibration_batches
+        if not self.bn_regimes or count <= 0:
+            return
+        if self._calibration_batches is None:
+            loader = DataLoader(self.datasets["train"], batch_size=self.cfg.train.batch_size, shuffle=False,
+                                collate_fn=self.train_loader.collate_fn)
+            self._calibration_batches = []
+            for batch in loader:
+                if len(self._calibration_batches) >= count:
+                    break
+                self._calibration_batches.append(batch)
+        calibrate_batchnorm(self.model, self._calibration_batches, self.device)
 
     # --- persistence ------------------------------------------------------------------------------
 
@@ -273,24 +308,24 @@ class Trainer:
         batch = batch.to(self.device)
         if batch.labels is None:
             raise ValueError("a training batch has no labels")
-        inputs = step_inputs(self.cfg, self.state.global_step, self.steps_per_epoch)
+        plan = plan_step(self.cfg, self.state.global_step, self.steps_per_epoch)
+        train = self.cfg.train
         with autocast_context(self.device, self.use_amp, self.amp_dtype):
-            output = self.train_model(batch, **inputs)
-            teacher_logits = None
-            if self.teacher is not None and self.cfg.train.distill_weight > 0:
-                with torch.no_grad():
-                    teacher_logits = self.teacher(batch).logits
-        targets = None
-        if self.cfg.train.saliency_source == "teacher" and saliency_at(self.cfg, inputs.get("top_p")) is not None:
-            n_sparse = self.cfg.model.n_sparse_blocks
-            targets = teacher_saliency(self.teacher, batch, len(self.cfg.model.block_channels) - n_sparse, n_sparse,
-                                       self.cfg.train.saliency_power)
+            output = self.train_model(batch, **plan.inputs)
         task_loss = self.criterion(output.logits.float(), batch.labels.float())
+        targets = None
+        if plan.self_saliency:
+            targets = self_saliency(task_loss, output, train.saliency_power)   # before any auxiliary term
+        elif plan.teacher_saliency and self.teacher_targets is not None:
+            targets = self.teacher_targets.batch_saliency(batch, train.saliency_power, self.device)
+        teacher_logits = None
+        if self.teacher_targets is not None and train.distill_weight > 0:
+            teacher_logits = self.teacher_targets.batch_logits(batch, self.device)
         aux = selection_losses(self.cfg, output, teacher_logits, targets)
         loss = task_loss + sum(aux.values()) if aux else task_loss
-        for name, value in aux.items():
+        for name, value in {"task": task_loss, **aux}.items():
             self.state.epoch_aux_sums[name] = self.state.epoch_aux_sums.get(name, 0.0) + float(value.detach())
-        self.state.epoch_top_p = inputs.get("top_p")
+        self.state.epoch_top_p = plan.top_p
         bad = not bool(torch.isfinite(loss.detach()))
         if _any_rank_flag(self.dist, bad):
             raise NonFiniteLossError(
@@ -366,6 +401,22 @@ class Trainer:
                                  dataset=self.dataset_name)
         return report, predictions
 
+    def slider_metrics(self) -> dict[float, float]:
+        """The validation selection metric at each p of ``train.select_top_p`` (thresholds tuned at each p), in one
+        pass; empty without them."""
+        top_ps = [float(p) for p in self.cfg.train.select_top_p]
+        if not top_ps or not self.model.supports_top_p:
+            return {}
+        results = collect_top_ps(self.model, self.eval_loaders["valid"], self.device, top_ps, amp=self.use_amp,
+                                 amp_dtype=self.amp_dtype, dist_info=self.dist, order=self.valid_ids)
+        out = {}
+        for p, predictions in results.items():
+            thresholds = list(choose_thresholds(predictions.probs, predictions.labels))
+            report = compute_metrics(predictions.probs, predictions.labels, thresholds, self.classes,
+                                     dataset=self.dataset_name)
+            out[p] = float(report.average[self.cfg.train.select_metric])
+        return out
+
     # --- the run --------------------------------------------------------------------------------------
 
     def fit(self) -> TrainResult:
@@ -382,8 +433,10 @@ class Trainer:
                 self.save_last()
                 return self._result(interrupted=True)
             train_loss = state.epoch_loss_sum / max(1, state.epoch_samples)
+            self.calibrate_batchnorm()
             valid_report, valid_predictions = self.evaluate("valid")
-            metric = valid_report.average[select]
+            slider = self.slider_metrics()
+            metric = sum(slider.values()) / len(slider) if slider else valid_report.average[select]
             improved = metric > state.best_metric
             if improved:
                 state.best_metric, state.best_epoch = metric, state.epoch
@@ -413,8 +466,14 @@ class Trainer:
             }
             if state.epoch_top_p is not None:
                 record["train_top_p"] = state.epoch_top_p  # p of the epoch's last step (schedule)
-            if state.epoch_aux_sums:
-                record["aux_losses"] = {k: v / max(1, state.batch_in_epoch) for k, v in state.epoch_aux_sums.items()}
+            if slider:
+                record["valid_select_top_p"] = {f"{p:g}": value for p, value in slider.items()}
+                record["select_value"] = metric
+            losses = {k: v / max(1, state.batch_in_epoch) for k, v in state.epoch_aux_sums.items()}
+            if "task" in losses:
+                record["train_task_loss"] = losses.pop("task")
+            if losses:
+                record["aux_losses"] = losses  # each weighted, as added to the task loss
             state.history.append(record)
             self.logger.log_epoch(record)
             if self.is_main and self.options.progress:

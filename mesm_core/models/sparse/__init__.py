@@ -35,8 +35,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mesm_core.models.sparse.batchnorm import ActiveBatchNorm, RegimeBatchNorm, make_batchnorm, statistics_at
+
 __all__ = [
     "ActiveBatchNorm",
+    "RegimeBatchNorm",
+    "statistics_at",
     "SparseVGGBlock",
     "SparseBackend",
     "BACKENDS",
@@ -50,72 +54,21 @@ BACKENDS = ("masked", "dense", "gather", "spconv")
 PATHS = ("dense", "gather", "spconv")  # what "auto" chooses from
 
 
-class ActiveBatchNorm(nn.Module):
-    """BatchNorm1d over the rows (active cells) of a (n, C) feature matrix.
-
-    Same statistics and running-average update as nn.BatchNorm (momentum 0.1, eps 1e-5, unbiased
-    running variance), but also accepts n = 1 in training (variance 0) since a batch may keep a
-    single cell.
-    """
-
-    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
-        super().__init__()
-        self.eps, self.momentum = eps, momentum
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.register_buffer("running_mean", torch.zeros(channels))
-        self.register_buffer("running_var", torch.ones(channels))
-        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
-
-    def statistics(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, biased variance) (C,) to normalise with: of ``rows`` (n, C) in training, updating the running
-        averages, else the running ones. At least float32 (e.g. under autocast)."""
-        n = rows.shape[0]
-        compute = torch.promote_types(rows.dtype, torch.float32)
-        if self.training and n > 0:
-            x = rows.to(compute)
-            return self.batch_statistics(x.mean(0), x.var(0, unbiased=False), n)
-        return self.running_mean.to(compute), self.running_var.to(compute)
-
-    def batch_statistics(self, mean: torch.Tensor, var: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Record a training batch's (mean, biased variance) of ``n`` > 0 cells in the running averages; returns them."""
-        with torch.no_grad():
-            unbiased = var * (n / (n - 1)) if n > 1 else var
-            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
-            self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
-            self.num_batches_tracked += 1
-        return mean, var
-
-    def affine(self, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(scale, shift) (C,) with normalize(x) = x · scale + shift, in the dtype of ``mean``."""
-        scale = torch.rsqrt(var + self.eps) * self.weight.to(mean.dtype)
-        return scale, self.bias.to(mean.dtype) - mean * scale
-
-    def normalize(self, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-        """Apply the affine normalisation to x (..., C) with the given statistics; same dtype as x."""
-        compute = mean.dtype
-        out = (x.to(compute) - mean) * torch.rsqrt(var + self.eps) * self.weight.to(compute) + self.bias.to(compute)
-        return out.to(x.dtype)
-
-    def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        """rows (n, C) → (n, C), same dtype (statistics in at least float32, e.g. under autocast)."""
-        return self.normalize(rows, *self.statistics(rows))
-
-
 class SparseVGGBlock(nn.Module):
     """Parameters of one submanifold sparse VGG block (the computation lives in the backends).
 
     conv weights use the dense layout [out, in, 3, 3] with no bias (BN follows, as in SparseConvNet's
-    SparseVggNet); initialised N(0, 2 / (9·C_in)) like SparseConvNet.
+    SparseVggNet); initialised N(0, 2 / (9·C_in)) like SparseConvNet. ``bn_top_ps``: the p regimes of the
+    BN running statistics (``batchnorm.py``; empty: one set).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, pool: bool) -> None:
+    def __init__(self, in_channels: int, out_channels: int, pool: bool, bn_top_ps: tuple[float, ...] = ()) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.pool = in_channels, out_channels, pool
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
-        self.bn1 = ActiveBatchNorm(out_channels)
+        self.bn1 = make_batchnorm(out_channels, bn_top_ps)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
-        self.bn2 = ActiveBatchNorm(out_channels)
+        self.bn2 = make_batchnorm(out_channels, bn_top_ps)
         for conv in (self.conv1, self.conv2):
             nn.init.normal_(conv.weight, std=math.sqrt(2.0 / (9 * conv.in_channels)))
 
