@@ -202,7 +202,12 @@ def test_a_binding_keep_floor_is_named_in_the_notes(clips, media):
     floor_notes = [n for n in low.notes if "keep floor" in n]
     assert len(floor_notes) == 1 and "faces" in floor_notes[0] and "min_keep_visual" in floor_notes[0]
     assert low.kept_fraction["visual"][0] >= 0.9
+    assert "layer 1" in floor_notes[0] and low.trace["visual"][0].floor_share > 0.5
     assert not [n for n in predictor.run(prepared, 1.0).notes if "keep floor" in n]
+    paper = predictor.run(prepared, 0.3, keep_floor=False)   # the paper's rule: the nucleus alone
+    assert not [n for n in paper.notes if "keep floor" in n]
+    assert paper.kept_fraction["visual"][0] < low.kept_fraction["visual"][0]
+    assert all(t.floor_share == 0.0 for t in paper.trace["visual"])
 
 
 def test_no_face_clip_still_predicts(mesm, clips):

@@ -102,7 +102,7 @@ class Predictor:
     @property
     def is_sparse(self) -> bool:
         """True for MESM (top-p matters), False for FE2E."""
-        return self.arch == "mesm"
+        return bool(getattr(self.model, "supports_top_p", False))
 
     @property
     def detector(self) -> Any:
@@ -192,10 +192,12 @@ class Predictor:
 
     # --- stage 2: p-dependent ------------------------------------------------------------------
 
-    def run(self, prepared: PreparedClip, top_p: float | None = None, *, return_trace: bool = True) -> Prediction:
+    def run(self, prepared: PreparedClip, top_p: float | None = None, *, return_trace: bool = True,
+            keep_floor: bool = True) -> Prediction:
         """Run the p-dependent stage (sparse blocks + heads) on a prepared clip.
 
         ``top_p`` defaults to the checkpoint's ``config.top_p`` for MESM and is ignored for FE2E.
+        ``keep_floor=False`` runs the paper's rule: the nucleus alone, without the checkpoint's keep floors.
         """
         if self.is_sparse:
             top_p = float(self.config.top_p if top_p is None else top_p)
@@ -207,7 +209,7 @@ class Predictor:
         start = time.perf_counter()
         with torch.inference_mode():
             out = self.model.forward_prepared(prepared.batch, prepared.text_cls, prepared.dense, top_p=top_p,
-                                              return_trace=return_trace and self.is_sparse)
+                                              return_trace=return_trace and self.is_sparse, keep_floor=keep_floor)
         elapsed = time.perf_counter() - start
 
         classes = self.classes
@@ -232,8 +234,8 @@ class Predictor:
         fusion_weights = {m: float(w) for m, w in zip(out.modality_logits.keys(), weights)}
 
         trace = _to_numpy_trace(out.trace)
-        if top_p is not None:
-            notes.extend(_floor_notes(trace, self.config, top_p))
+        if top_p is not None and keep_floor:
+            notes.extend(floor_notes(trace, self.config, top_p))
         kept_fraction = {m: [t.kept_fraction for t in blocks] for m, blocks in trace.items()}
         if not trace and self.is_sparse and return_trace:
             kept_fraction = _kept_from_flops(out.flops)
@@ -249,11 +251,11 @@ class Predictor:
         )
 
     def sweep(self, prepared: PreparedClip, top_ps: Sequence[float], *,
-              known: Mapping[float, Prediction] | None = None) -> list[SweepPoint]:
+              known: Mapping[float, Prediction] | None = None, keep_floor: bool = True) -> list[SweepPoint]:
         """FLOPs, kept fractions and probabilities at each p: the data of the cost-vs-p curve.
 
-        ``known`` maps p → a prediction already run on this clip (reused, not run again). Empty for
-        FE2E, where top-p does not apply.
+        ``known`` maps p → a prediction already run on this clip (reused, not run again; it must have been run
+        with the same ``keep_floor``). Empty for FE2E, where top-p does not apply.
         """
         if not self.is_sparse:
             return []
@@ -261,13 +263,15 @@ class Predictor:
         points = []
         for p in top_ps:
             prediction = known.get(float(p))
-            points.append(SweepPoint.of(prediction if prediction is not None else self.run(prepared, float(p))))
+            if prediction is None:
+                prediction = self.run(prepared, float(p), keep_floor=keep_floor)
+            points.append(SweepPoint.of(prediction))
         return points
 
     def predict(self, video: str | os.PathLike, transcript: str | None = None, top_p: float | None = None, *,
-                data_config: DataConfig | None = None) -> Prediction:
+                data_config: DataConfig | None = None, keep_floor: bool = True) -> Prediction:
         """:meth:`prepare` then :meth:`run`."""
-        return self.run(self.prepare(video, transcript, data_config=data_config), top_p)
+        return self.run(self.prepare(video, transcript, data_config=data_config), top_p, keep_floor=keep_floor)
 
 
 def predict(checkpoint: str | os.PathLike | nn.Module, video: str | os.PathLike, transcript: str | None = None,
@@ -303,28 +307,24 @@ def _record_notes(record: ClipRecord, coverage: TextCoverage | None = None) -> l
     return notes
 
 
-def _floor_notes(trace: dict[str, list[LayerTrace]], config: ModelConfig, top_p: float) -> list[str]:
-    """Where the keep floor (``model.min_keep_*``), not p, decided the first sparse block's mask: the studio's
-    slider then changes nothing for that modality until p passes the floor."""
-    from mesm_core.models.nucleus import nucleus_mask
-
+def floor_notes(trace: dict[str, list[LayerTrace]], config: ModelConfig, top_p: float) -> list[str]:
+    """Per modality, where a keep floor (``model.min_keep_*``), not p, set the masks: which sparse layers and in how
+    many of their frames/chunks (any layer where it decided more than a tenth). There the slider moves nothing."""
     notes = []
     names = {"visual": ("face", "faces"), "audio": ("mel chunk", "mel chunks")}
     for modality, blocks in trace.items():
         floor = float(getattr(config, f"min_keep_{modality}", 0.0) or 0.0)
         if floor <= 0 or not blocks or top_p >= 1.0:
             continue
-        first = blocks[0]
-        attention, active = torch.from_numpy(first.attention), torch.from_numpy(first.active_in)
-        by_p = nucleus_mask(attention, top_p, active).flatten(1).sum(1)
-        kept = torch.from_numpy(first.kept).flatten(1).sum(1)
-        frames = int(active.flatten(1).any(1).sum())
-        raised = int((kept > by_p).sum())
-        if frames and raised * 2 > frames:
-            one, many = names.get(modality, (modality, modality))
-            notes.append(f"At p = {top_p:g} the keep floor sets the mask of {raised} of {frames} {many}: this checkpoint "
-                         f"keeps at least {floor:.0%} of each {one}'s cells (model.min_keep_{modality}), more than "
-                         "the nucleus keeps at this p.")
+        one, many = names.get(modality, (modality, modality))
+        layers = [(i, b) for i, b in enumerate(blocks, start=1) if b.floor_share > 0.1]
+        if not layers:
+            continue
+        parts = ", ".join(f"layer {i} in {int(b.floor_decided.sum())} of {len(b.floor_decided)} {many}"
+                          for i, b in layers)
+        notes.append(f"At p = {top_p:g} the keep floor, not p, sets the {one} masks of {parts}: this checkpoint keeps "
+                     f"at least {floor:.0%} of each {one}'s active cells (model.min_keep_{modality}), more than the "
+                     "nucleus keeps there. Untick the floor to see the paper's rule.")
     return notes
 
 
@@ -337,6 +337,7 @@ def _to_numpy_trace(trace: dict | None) -> dict[str, list[LayerTrace]]:
                 kept=b.kept.detach().bool().cpu().numpy(),
                 active_in=b.active_in.detach().bool().cpu().numpy(),
                 grid=tuple(int(x) for x in b.grid),
+                floor_decided=None if b.floor_decided is None else b.floor_decided.detach().bool().cpu().numpy(),
             )
             for b in blocks
         ]

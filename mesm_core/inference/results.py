@@ -41,13 +41,22 @@ class PreparedClip:
 class LayerTrace:
     """One sparse block of one modality, as numpy (see ``mesm_core.types.SparseBlockTrace``).
 
-    attention float32 (N, H, W), kept bool (N, H, W), active_in bool (N, H, W), grid (H, W).
+    attention float32 (N, H, W), kept bool (N, H, W), active_in bool (N, H, W), grid (H, W),
+    floor_decided bool (N,): frames/chunks whose mask a keep floor set rather than the nucleus.
     """
 
     attention: np.ndarray
     kept: np.ndarray
     active_in: np.ndarray
     grid: tuple[int, int]
+    floor_decided: np.ndarray | None = None
+
+    @property
+    def floor_share(self) -> float:
+        """The share of frames/chunks whose mask a keep floor set (0 without a floor)."""
+        if self.floor_decided is None or not self.floor_decided.size:
+            return 0.0
+        return float(self.floor_decided.mean())
 
     @property
     def kept_fraction(self) -> float:
