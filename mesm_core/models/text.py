@@ -26,6 +26,8 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from mesm_core.errors import MissingResourceError
+
 __all__ = [
     "MINILM",
     "TINY_RANDOM",
@@ -62,8 +64,9 @@ _FIX_HINT = (
 )
 
 
-class TextLoadError(RuntimeError):
-    """A text encoder or tokenizer could not be loaded; the message says how to fix it."""
+class TextLoadError(MissingResourceError, RuntimeError):
+    """A text encoder or tokenizer could not be loaded (not installed, not downloaded, incomplete files);
+    the message says how to fix it. Still a ``RuntimeError``, as before the error taxonomy."""
 
 
 def minilm_path() -> Path | None:
