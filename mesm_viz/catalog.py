@@ -10,13 +10,12 @@ from pathlib import Path
 
 from mesm_core.checkpoint import is_checkpoint_dir
 from mesm_core.inference import resolve_transcript
-from mesm_core.inference.predictor import REPO_ROOT
+from mesm_core.resources import CHECKPOINTS_DIR, REPO_ROOT, SAMPLES_DIR
 
 __all__ = ["REPO_ROOT", "BUNDLED_CHECKPOINTS", "SAMPLES_DIR", "discover_checkpoints", "bundled_checkpoints",
            "resolve_default_checkpoint", "checkpoint_label", "sample_clips", "sample_cue_files", "find_cue_file"]
 
-BUNDLED_CHECKPOINTS = REPO_ROOT / "assets" / "checkpoints"
-SAMPLES_DIR = REPO_ROOT / "assets" / "samples"
+BUNDLED_CHECKPOINTS = CHECKPOINTS_DIR  # absent outside a checkout: then no bundled checkpoints and no samples
 
 
 def discover_checkpoints(*roots: str | os.PathLike) -> list[str]:

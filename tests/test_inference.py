@@ -304,6 +304,19 @@ def test_cli_reports_bad_input_with_exit_code(mesm_dir, clips, capsys):
     assert code == 2 and "garbage.mp4" in capsys.readouterr().err
 
 
+def test_default_checkpoint_outside_a_checkout_says_what_to_pass(clips, tmp_path, monkeypatch, capsys):
+    from mesm_core import resources
+    from mesm_core.errors import MissingResourceError
+
+    assert resources.default_checkpoint() == resources.DEFAULT_CHECKPOINT  # this checkout has it
+    monkeypatch.setattr(resources, "DEFAULT_CHECKPOINT", tmp_path / "absent")
+    with pytest.raises(MissingResourceError, match="--checkpoint"):
+        resources.default_checkpoint()
+    assert cli.main([str(clips["face"]), "--transcript", "hello"]) == 2
+    err = capsys.readouterr().err
+    assert "default checkpoint is not here" in err and "--checkpoint DIR" in err
+
+
 def test_top_p_out_of_range(mesm, prepared):
     with pytest.raises(ValueError, match="top_p"):
         mesm.run(prepared, 0.0)

@@ -34,10 +34,8 @@ from mesm_core.types import ClipRecord, FlopsReport
 if TYPE_CHECKING:
     from mesm_core.data.clip import Progress
 
-__all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_THRESHOLD", "Predictor", "predict", "resolve_transcript"]
+__all__ = ["DEFAULT_THRESHOLD", "Predictor", "predict", "resolve_transcript"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CHECKPOINT = REPO_ROOT / "assets" / "checkpoints" / "mesm_small"
 DEFAULT_THRESHOLD = 0.5
 
 
