@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from mesm_core.config import DataConfig
-from mesm_core.data.clip import ClipJob
 from mesm_core.data.errors import DataSourceError
-from mesm_core.data.scan import SourceScan, require_dir
+from mesm_core.data.scan import ClipJob, SourceScan, require_dir
 from mesm_core.types import ClipRecord
 
 RESERVED_COLUMNS = ("id", "video", "transcript", "split", "audio", "start", "end")

@@ -43,7 +43,7 @@ def resolve_transcript(video: str | os.PathLike, transcript: str | None) -> str:
     """The given transcript, else the ``.txt``/``.srt`` sidecar beside the video, else ""."""
     if transcript is not None:
         return transcript.strip()
-    from mesm_core.data.clip import find_transcript, read_transcript_file
+    from mesm_core.data.transcript import find_transcript, read_transcript_file
 
     sidecar = find_transcript(Path(video))
     return read_transcript_file(sidecar).strip() if sidecar is not None else ""
