@@ -16,13 +16,13 @@ import pytest
 import torch
 
 from mesm_core import predict as cli
+from mesm_core.data.transcript import Transcript, resolve_transcript
 from mesm_core.inference import (
     Prediction,
     Predictor,
     PreparedClip,
     SweepPoint,
     predict,
-    resolve_transcript,
     write_report,
 )
 
@@ -158,8 +158,9 @@ def test_retext_reuses_dense_features_and_moves_attention(mesm, prepared, media)
 
 
 def test_sidecar_transcript_is_used(clips, media):
-    assert resolve_transcript(clips["face"], None) == media.TRANSCRIPT
-    assert resolve_transcript(clips["noface"], None) == ""
+    found = resolve_transcript(clips["face"])
+    assert found.text == media.TRANSCRIPT and found.source == str(clips["face"].with_suffix(".txt"))
+    assert resolve_transcript(clips["noface"]) == Transcript("", "none")
 
 
 def test_checkpoint_thresholds_are_used(tmp_path, clips, media, models):

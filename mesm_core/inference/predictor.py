@@ -34,19 +34,9 @@ from mesm_core.types import ClipRecord, FlopsReport
 if TYPE_CHECKING:
     from mesm_core.data.clip import Progress
 
-__all__ = ["DEFAULT_THRESHOLD", "Predictor", "predict", "resolve_transcript"]
+__all__ = ["DEFAULT_THRESHOLD", "Predictor", "predict"]
 
 DEFAULT_THRESHOLD = 0.5
-
-
-def resolve_transcript(video: str | os.PathLike, transcript: str | None) -> str:
-    """The given transcript, else the ``.txt``/``.srt`` sidecar beside the video, else ""."""
-    if transcript is not None:
-        return transcript.strip()
-    from mesm_core.data.transcript import find_transcript, read_transcript_file
-
-    sidecar = find_transcript(Path(video))
-    return read_transcript_file(sidecar).strip() if sidecar is not None else ""
 
 
 class Predictor:
@@ -142,7 +132,8 @@ class Predictor:
                 data_config: DataConfig | None = None, progress: Progress | None = None) -> PreparedClip:
         """Run the p-independent stage on one clip.
 
-        ``transcript=None`` reads the ``.txt``/``.srt`` sidecar beside the video when there is one.
+        ``transcript=None`` reads the ``.txt``/``.srt`` sidecar beside the video when there is one
+        (``mesm_core.data.transcript.resolve_transcript``, the pipeline's one rule; whitespace collapsed).
         ``data_config`` overrides the checkpoint's preprocessing (the studio tightens the limits).
         ``progress(fraction, stage)`` hears of decoding, faces, audio and the encoders as they start.
         Raises the data pipeline's ``ClipError`` subclasses for bad media (naming the file and the
@@ -150,8 +141,9 @@ class Predictor:
         """
         from mesm_core.data import collate
         from mesm_core.data.clip import preprocess_clip
+        from mesm_core.data.transcript import resolve_transcript
 
-        text = self._require_transcript(resolve_transcript(video, transcript), str(video))
+        text = self._require_transcript(resolve_transcript(video, transcript).text, str(video))
         config = data_config if data_config is not None else self.data_config
         timings: dict[str, float] = {}
 
