@@ -17,6 +17,7 @@ import torch
 
 from mesm_core import predict as cli
 from mesm_core.data.transcript import Transcript, resolve_transcript
+from mesm_core.io import file_sha1
 from mesm_core.inference import (
     Prediction,
     Predictor,
@@ -161,6 +162,22 @@ def test_sidecar_transcript_is_used(clips, media):
     found = resolve_transcript(clips["face"])
     assert found.text == media.TRANSCRIPT and found.source == str(clips["face"].with_suffix(".txt"))
     assert resolve_transcript(clips["noface"]) == Transcript("", "none")
+
+
+def test_prepare_attaches_a_cue_file_that_fits_and_says_why_one_does_not(mesm, clips, media):
+    from mesm_core.resources import SAMPLES_DIR
+
+    happy = mesm.prepare(SAMPLES_DIR / "happy.mp4", cue_file=SAMPLES_DIR / "cues" / "demo-happy.npz",
+                         video_sha1="given")
+    record = happy.record
+    assert happy.cue_file.endswith("demo-happy.npz") and happy.cue_error == "" and happy.video_sha1 == "given"
+    assert record.face_cues.shape == record.faces.shape[:3] and record.face_cues.any()
+    assert record.mel_cues.shape == record.mel.shape and record.meta.cue_modalities["visual"]
+    other = SAMPLES_DIR / "cues" / "demo-sad_10s.npz"   # a 10 s clip's cues on a 2 s clip
+    refused = mesm.prepare(clips["face"], media.TRANSCRIPT, cue_file=other)
+    assert refused.cue_file is None and str(other) in refused.cue_error and "describes a 10.00 s clip" in refused.cue_error
+    assert refused.record.face_cues is None and refused.record.mel_cues is None
+    assert refused.video_sha1 == file_sha1(clips["face"])  # hashed here when the caller did not
 
 
 def test_checkpoint_thresholds_are_used(tmp_path, clips, media, models):

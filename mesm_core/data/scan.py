@@ -66,9 +66,9 @@ class ClipJob:
         elif self.images is not None:
             if self.audio is None:
                 raise NoAudioStreamError(self.source, "image-sequence clip without an audio file")
-            record = preprocess_frames(self.images, self.audio, self.transcript or "", frame_rate=self.image_rate or 30.0,
-                                       duration=self.duration, config=config, detector=detector, crop=crop,
-                                       clip_id=self.id)
+            record = preprocess_frames(self.images, self.audio, self.transcript or "",
+                                       frame_rate=self.image_rate or 30.0, duration=self.duration, config=config,
+                                       detector=detector, crop=crop, clip_id=self.id)
         else:
             raise ValueError(f"job {self.id!r} has neither a video nor images")
         record.labels = None if self.labels is None else np.asarray(self.labels, np.float32)
