@@ -1,4 +1,5 @@
-"""IEMOCAP sources: the raw USC release and the authors' processed folders (reference §5.1).
+"""IEMOCAP sources: the raw USC release and the authors' processed folders (docs/data.md,
+"Datasets").
 
 Raw: ``IEMOCAP_full_release/Session{1..5}/dialog/{avi/DivX/<dialog>.avi, wav/<dialog>.wav,
 transcriptions/<dialog>.txt, EmoEvaluation/<dialog>.txt}``. Each utterance is cut from its dialog by

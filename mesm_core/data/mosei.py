@@ -1,4 +1,5 @@
-"""CMU-MOSEI sources: the raw CMU release and the authors' processed folders (reference §5.2).
+"""CMU-MOSEI sources: the raw CMU release and the authors' processed folders (docs/data.md,
+"Datasets").
 
 Raw: ``MOSEI_Raw/{Audio/WAV_16000/<vid>.wav, Videos/Full/Combined/<vid>.mp4,
 Transcript/Combined/<vid>.txt, Labels/*.csv}``. Transcript lines are

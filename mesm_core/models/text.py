@@ -42,7 +42,7 @@ __all__ = [
 
 MINILM = "minilm"
 TINY_RANDOM = "tiny-random"
-_MIN_PRETRAINED_VOCAB = 1000  # AlbertTokenizer silently returns a 5-token vocab offline (environment §4)
+_MIN_PRETRAINED_VOCAB = 1000  # AlbertTokenizer silently returns a 5-token vocab offline
 _CACHE_LIMIT = 50_000
 
 # albert-base-v2's hyper-parameters, so `text_pretrained=False` builds the paper architecture offline.
