@@ -74,7 +74,7 @@ class _Section:
 
 @dataclass
 class ModelConfig(_Section):
-    """Architecture of FE2E / MESM (reference §1-§2)."""
+    """Architecture of FE2E / MESM (docs/models.md)."""
 
     SECTION = "model"
 
@@ -278,7 +278,7 @@ def model_config_type(arch: str) -> type:
 
 @dataclass
 class DataConfig(_Section):
-    """Clip preprocessing (reference §4) and loader settings."""
+    """Clip preprocessing (docs/data.md, "One clip") and loader settings."""
 
     SECTION = "data"
 
@@ -303,7 +303,7 @@ class DataConfig(_Section):
 
 @dataclass
 class TrainConfig(_Section):
-    """Optimisation recipe (reference §6); paper defaults."""
+    """Optimisation recipe; paper defaults (docs/training.md, "Paper presets")."""
 
     SECTION = "train"
 

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from mesm_core.resources import REPO_ROOT
+
 __all__ = ["write_model_card", "render_model_card"]
 
 _NAMES = {"accuracy": "Acc", "weighted_accuracy": "WAcc", "precision": "P", "recall": "R", "f1": "F1", "auc": "AUC"}
@@ -25,8 +27,6 @@ _SYNTHETIC = (
 
 def _repo_relative(path: str) -> str:
     """A path inside this repository as the commands write it (relative), others unchanged."""
-    from mesm_core.inference.predictor import REPO_ROOT
-
     try:
         return str(Path(path).resolve().relative_to(REPO_ROOT))
     except ValueError:

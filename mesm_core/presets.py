@@ -5,7 +5,7 @@ Every preset is a full :class:`~mesm_core.config.RunConfig` (model + data + trai
 reproducible from its name plus overrides. ``get_preset`` always returns a fresh copy; ``list_presets``
 lists FE2E/MESM and the baselines alike, and ``python -m mesm_core.train --preset NAME`` trains any of them.
 
-Paper presets follow the reference implementation (docs: reference §1, §6, §9): ALBERT-base-v2
+Paper presets follow the reference implementation (docs/models.md; docs/training.md, "Paper presets"): ALBERT-base-v2
 text encoder fine-tuned at lr/10, VGG-style CNNs 64-64-64-128-256-512, 4-layer 64-d Transformers,
 Adam lr 5e-5, batch 8, 40 epochs, early stop 6. MESM keeps the paper's best p per dataset
 (IEMOCAP 0.7, MOSEI 0.5).

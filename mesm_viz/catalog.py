@@ -9,14 +9,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from mesm_core.checkpoint import is_checkpoint_dir
-from mesm_core.inference import resolve_transcript
-from mesm_core.inference.predictor import REPO_ROOT
+from mesm_core.data.transcript import resolve_transcript
+from mesm_core.resources import CHECKPOINTS_DIR, REPO_ROOT, SAMPLES_DIR
 
 __all__ = ["REPO_ROOT", "BUNDLED_CHECKPOINTS", "SAMPLES_DIR", "discover_checkpoints", "bundled_checkpoints",
            "resolve_default_checkpoint", "checkpoint_label", "sample_clips", "sample_cue_files", "find_cue_file"]
 
-BUNDLED_CHECKPOINTS = REPO_ROOT / "assets" / "checkpoints"
-SAMPLES_DIR = REPO_ROOT / "assets" / "samples"
+BUNDLED_CHECKPOINTS = CHECKPOINTS_DIR  # absent outside a checkout: then no bundled checkpoints and no samples
 
 
 def discover_checkpoints(*roots: str | os.PathLike) -> list[str]:
@@ -63,7 +62,7 @@ def checkpoint_label(path: str) -> str:
 def sample_clips(folder: str | os.PathLike = SAMPLES_DIR) -> list[tuple[str, str]]:
     """``(video, transcript)`` for each sample clip; the transcript comes from the ``.txt`` sidecar."""
     folder = Path(folder)
-    return [(str(video), resolve_transcript(video, None)) for video in sorted(folder.glob("*.mp4"))] \
+    return [(str(video), resolve_transcript(video).text) for video in sorted(folder.glob("*.mp4"))] \
         if folder.is_dir() else []
 
 

@@ -309,26 +309,17 @@ class Studio:
             while len(self.entries) > self.settings.cache_size:
                 self.entries.popitem(last=False)
 
-    def _attach_cues(self, record: ClipRecord, video: str, sha1: str, cue_file: str | None,
-                     config: DataConfig) -> tuple[str | None, str]:
-        """Attach the clip's true cue regions when it has them: the cue file the user gave, else a
-        sample's or the synthetic layout's (:func:`mesm_viz.catalog.find_cue_file`). Returns (the file
-        used or None, a note when a given file could not be used)."""
-        from mesm_core.data.synthetic import attach_cue_file
-
-        path = cue_file or find_cue_file(video, sha1)
-        if not path:
-            return None, ""
-        try:
-            attach_cue_file(record, path, config)
-        except (ValueError, OSError) as exc:
-            record.face_cues = record.mel_cues = None
-            if cue_file:
-                return None, (f"The cue file “{Path(cue_file).name}” does not fit this clip, so no ground truth "
-                              f"is shown ({plain_text(str(exc))}).")
-            log.warning("cue file %s not used: %s", path, exc)
-            return None, ""
-        return str(path), ""
+    def _attach_cues(self, prepared: PreparedClip, path: str | None, cue_file: str | None) -> tuple[str | None, str]:
+        """What became of the clip's true cue regions (the cue file the user gave, else a sample's or the
+        synthetic layout's, :func:`mesm_viz.catalog.find_cue_file`; :meth:`Predictor.prepare` attached it).
+        Returns (the file used or None, a note when a given file could not be used)."""
+        if not prepared.cue_error:
+            return prepared.cue_file, ""
+        if cue_file:
+            return None, (f"The cue file “{Path(cue_file).name}” does not fit this clip, so no ground truth "
+                          f"is shown ({plain_text(prepared.cue_error)}).")
+        log.warning("cue file %s not used: %s", path, prepared.cue_error)
+        return None, ""
 
     def _build_entry(self, video: str, transcript: str | None, checkpoint: str, cue_file: str | None = None,
                      progress: Progress | None = None) -> ClipEntry:
@@ -344,9 +335,10 @@ class Studio:
                 self.entries.move_to_end(key)
                 return self.entries[key]
         config = self.data_config(predictor)
-        prepared = predictor.prepare(video, text, data_config=config, progress=progress)
+        path = cue_file or find_cue_file(video, sha1)
+        prepared = predictor.prepare(video, text, data_config=config, progress=progress, cue_file=path, video_sha1=sha1)
         record = prepared.record
-        used, cue_note = self._attach_cues(record, video, prepared.video_sha1 or sha1, cue_file, config)
+        used, cue_note = self._attach_cues(prepared, path, cue_file)
         if progress is not None:
             progress(0.92, "Frames for display")
         t0 = time.perf_counter()

@@ -51,7 +51,7 @@ def test_model_card_reports_targets_from_the_evaluation(tmp_path):
     from mesm_core.model_card import write_model_card
 
     model = mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random")
-    from mesm_core.inference.predictor import REPO_ROOT
+    from mesm_core.resources import REPO_ROOT
 
     run_config = RunConfig(preset="mesm_small", model=model.config)
     run_config.train.init_from = str(REPO_ROOT / "assets" / "checkpoints" / "fe2e_small")   # as the CLI stores it

@@ -11,13 +11,13 @@ from mesm_core.models.baselines import (
     BASELINE_ARCHS,
     BaselineModelConfig,
     EmoEmbs,
-    FeatureBatch,
     LFLSTM,
     LFTransformer,
     LogitFusion,
     create_baseline,
     dummy_feature_batch,
 )
+from mesm_core.types import FeatureBatch
 
 SIZES = (6, 8, 5)
 N_CLASSES = 4

@@ -169,7 +169,8 @@ def test_corrupt_record_names_the_file(folder_dataset, tmp_path):
 
 def test_record_round_trip_keeps_every_field(media, tmp_path):
     video = media.write_video(tmp_path / "v.mkv", 10, audio=media.tone(1.0))
-    record = preprocess_clip(video, "héllo wörld", detector=media.NoFaceDetector(), labels=np.array([1, 0], np.float32))
+    record = preprocess_clip(video, "héllo wörld", detector=media.NoFaceDetector())
+    record.labels = np.array([1, 0], np.float32)
     record.face_cues = np.zeros((len(record.faces), 48, 48), bool)
     record.mel_cues = np.ones_like(record.mel, dtype=bool)
     path = save_record(record, tmp_path / "r" / item_filename(".hidden/id"))

@@ -27,9 +27,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from mesm_core.config import DataConfig, from_dict, to_dict
-from mesm_core.data.clip import ClipJob
 from mesm_core.data.errors import ClipError, CorruptRecordError, DataSourceError
 from mesm_core.data.faces import FaceDetector
+from mesm_core.data.scan import ClipJob
 from mesm_core.io import atomic_write, to_jsonable
 from mesm_core.item_store import ItemStore, manifest_name, write_arrays
 from mesm_core.types import ClipRecord

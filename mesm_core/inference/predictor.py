@@ -34,21 +34,9 @@ from mesm_core.types import ClipRecord, FlopsReport
 if TYPE_CHECKING:
     from mesm_core.data.clip import Progress
 
-__all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_THRESHOLD", "Predictor", "predict", "resolve_transcript"]
+__all__ = ["DEFAULT_THRESHOLD", "Predictor", "predict"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CHECKPOINT = REPO_ROOT / "assets" / "checkpoints" / "mesm_small"
 DEFAULT_THRESHOLD = 0.5
-
-
-def resolve_transcript(video: str | os.PathLike, transcript: str | None) -> str:
-    """The given transcript, else the ``.txt``/``.srt`` sidecar beside the video, else ""."""
-    if transcript is not None:
-        return transcript.strip()
-    from mesm_core.data.clip import find_transcript, read_transcript_file
-
-    sidecar = find_transcript(Path(video))
-    return read_transcript_file(sidecar).strip() if sidecar is not None else ""
 
 
 class Predictor:
@@ -141,25 +129,33 @@ class Predictor:
         return text_coverage(tokenizer, transcript) if tokenizer is not None else None
 
     def prepare(self, video: str | os.PathLike, transcript: str | None = None, *,
-                data_config: DataConfig | None = None, progress: Progress | None = None) -> PreparedClip:
+                data_config: DataConfig | None = None, progress: Progress | None = None,
+                cue_file: str | os.PathLike | None = None, video_sha1: str | None = None) -> PreparedClip:
         """Run the p-independent stage on one clip.
 
-        ``transcript=None`` reads the ``.txt``/``.srt`` sidecar beside the video when there is one.
+        ``transcript=None`` reads the ``.txt``/``.srt`` sidecar beside the video when there is one
+        (``mesm_core.data.transcript.resolve_transcript``, the pipeline's one rule; whitespace collapsed).
         ``data_config`` overrides the checkpoint's preprocessing (the studio tightens the limits).
         ``progress(fraction, stage)`` hears of decoding, faces, audio and the encoders as they start.
+        ``cue_file``: the clip's ground-truth cue file (a synthetic clip's ``cues/<id>.npz``), attached to
+        the record (``face_cues`` (F, 48, 48), ``mel_cues`` (n_mels, T)); ``PreparedClip.cue_file`` names it,
+        or, when it does not fit this clip, stays None and ``cue_error`` says why (the clip is still prepared).
+        ``video_sha1``: the video's SHA-1 when the caller hashed it already (an upload is hashed once).
         Raises the data pipeline's ``ClipError`` subclasses for bad media (naming the file and the
         reason) and ``EmptyTranscriptError`` when a MESM model gets no transcript.
         """
         from mesm_core.data import collate
         from mesm_core.data.clip import preprocess_clip
+        from mesm_core.data.transcript import resolve_transcript
 
-        text = self._require_transcript(resolve_transcript(video, transcript), str(video))
+        text = self._require_transcript(resolve_transcript(video, transcript).text, str(video))
         config = data_config if data_config is not None else self.data_config
         timings: dict[str, float] = {}
 
         start = time.perf_counter()
         record = preprocess_clip(video, text, config=config, detector=self.detector, progress=progress)
         timings["preprocess_s"] = time.perf_counter() - start
+        attached, cue_error = _attach_cue_file(record, cue_file, config)
 
         if progress is not None:
             progress(0.85, "Text encoder and dense CNN layers")
@@ -170,11 +166,13 @@ class Predictor:
             dense = self.model.encode_dense(batch)
         timings["encode_s"] = time.perf_counter() - start
 
-        sha = file_sha1(video) if Path(video).is_file() else ""
+        if video_sha1 is None:
+            video_sha1 = file_sha1(video) if Path(video).is_file() else ""
         coverage = self.text_coverage(text)
         return PreparedClip(record=record, batch=batch, text_cls=text_cls, dense=dense, transcript=text,
-                            checkpoint=self.checkpoint, video_sha1=sha, timings=timings,
-                            notes=_record_notes(record, coverage), text_coverage=coverage)
+                            checkpoint=self.checkpoint, video_sha1=video_sha1, timings=timings,
+                            notes=_record_notes(record, coverage), text_coverage=coverage,
+                            cue_file=attached, cue_error=cue_error)
 
     def retext(self, prepared: PreparedClip, transcript: str | None) -> PreparedClip:
         """Same clip, new transcript: re-encode the text only (the dense visual/audio features are reused)."""
@@ -291,6 +289,21 @@ def predict(checkpoint: str | os.PathLike | nn.Module, video: str | os.PathLike,
     else:
         predictor = Predictor.load(checkpoint, device, sparse_backend=sparse_backend)
     return predictor.predict(video, transcript, top_p, data_config=data_config)
+
+
+def _attach_cue_file(record: ClipRecord, cue_file: str | os.PathLike | None,
+                     config: DataConfig) -> tuple[str | None, str]:
+    """Attach a ground-truth cue file to ``record`` in place: (the file attached or None, why it was not)."""
+    if not cue_file:
+        return None, ""
+    from mesm_core.data.synthetic.cues import attach_cue_file
+
+    try:
+        attach_cue_file(record, cue_file, config)
+    except (ValueError, OSError) as exc:  # another clip's file, or none readable: the clip stands without cues
+        record.face_cues = record.mel_cues = None
+        return None, str(exc)
+    return str(cue_file), ""
 
 
 def _record_notes(record: ClipRecord, coverage: TextCoverage | None = None) -> list[str]:

@@ -23,6 +23,8 @@ class PreparedClip:
     text_cls  (1, D_text) text CLS vector of ``transcript`` (None for a model without text encoder)
     dense     modality → dense low-level features: "visual" (F, C, H, W), "audio" (N_c, C, H, W)
     text_coverage  how many of the transcript's tokens the model reads (None: the tokenizer cannot say)
+    cue_file  the ground-truth cue file attached to ``record`` (None: none given, or it did not fit)
+    cue_error why a cue file given was not attached ("" when it was, or none was given)
     """
 
     record: ClipRecord
@@ -35,6 +37,8 @@ class PreparedClip:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     text_coverage: TextCoverage | None = None
+    cue_file: str | None = None
+    cue_error: str = ""
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""FE2E: the fully end-to-end multimodal model (paper §4.2, reference §1), and the shared base class.
+"""FE2E: the fully end-to-end multimodal model (paper §4.2; docs/models.md, "FE2E"), and the shared base class.
 
 Branches: text (HF encoder → last-layer CLS → Linear), audio and visual (VGG-style CNN per
 frame/chunk → flatten MLP → temporal Transformer with CLS → Linear). Per-branch logits are fused

@@ -1,4 +1,4 @@
-"""MESM: the multimodal end-to-end sparse model (paper §4.3, reference §2).
+"""MESM: the multimodal end-to-end sparse model (paper §4.3; docs/models.md, "MESM").
 
 Per non-text modality: dense low-level CNN (stem + first VGG blocks), then for each of the last
 ``n_sparse_blocks`` VGG blocks a *cross-modal sparse block*:
@@ -15,7 +15,7 @@ Attention modes (docs/deviations.md, "Models" and "Selection training"):
     gradient on kept cells only; uniform attention (or a single kept cell) leaves features unchanged.
   * ``"reference"``: the original code: selection on a detached copy, weights never applied, so the
     attention layers get no gradient; ``reference_block1_bug`` also reproduces the block-1
-    coordinate/feature order scramble (reference §2.6).
+    coordinate/feature order scramble (docs/deviations.md, "Models").
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Nucleus (top-p) cell selection per frame (paper Eq. 3, reference §2.3).
+"""Nucleus (top-p) cell selection per frame (paper Eq. 3; docs/models.md, "MESM";
+docs/deviations.md, "Nucleus selection").
 
 For each frame, sort its cell probabilities in descending order and keep the shortest prefix whose
 mass reaches p: a cell is kept iff the mass of the cells ranked before it is < p. So ≥1 cell is

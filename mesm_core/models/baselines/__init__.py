@@ -1,7 +1,7 @@
 """Two-phase baselines on pre-extracted features: LF-LSTM, LF-TRANS, EmoEmbs, MulT.
 
 ``create_baseline(config, label_embeddings=None)`` builds one from a :class:`BaselineModelConfig`;
-every model maps a :class:`FeatureBatch` to a :class:`~mesm_core.types.ModelOutput`.
+every model maps a :class:`~mesm_core.types.FeatureBatch` to a :class:`~mesm_core.types.ModelOutput`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mesm_core.models.baselines.common import FeatureBatch, LogitFusion, dummy_feature_batch
+from mesm_core.models.baselines.common import LogitFusion, dummy_feature_batch
 from mesm_core.models.baselines.config import BASELINE_ARCHS, LABEL_WORDS, BaselineModelConfig
 from mesm_core.models.baselines.emoembs import EmoEmbs
 from mesm_core.models.baselines.lf_lstm import LFLSTM
@@ -17,7 +17,7 @@ from mesm_core.models.baselines.lf_trans import LFTransformer
 from mesm_core.models.baselines.mult import MulT
 
 __all__ = [
-    "BASELINE_ARCHS", "LABEL_WORDS", "BaselineModelConfig", "FeatureBatch", "LogitFusion",
+    "BASELINE_ARCHS", "LABEL_WORDS", "BaselineModelConfig", "LogitFusion",
     "LFLSTM", "LFTransformer", "EmoEmbs", "MulT", "create_baseline", "dummy_feature_batch",
 ]
 

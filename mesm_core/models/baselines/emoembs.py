@@ -21,9 +21,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from mesm_core.models.baselines.common import FeatureBatch, LogitFusion, make_output
+from mesm_core.models.baselines.common import LogitFusion, make_output
 from mesm_core.models.baselines.config import BaselineModelConfig, check_modalities
-from mesm_core.types import ModelOutput
+from mesm_core.types import FeatureBatch, ModelOutput
 
 __all__ = ["EmoEmbs"]
 

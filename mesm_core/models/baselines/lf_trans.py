@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from mesm_core.config import MODALITIES
-from mesm_core.models.baselines.common import FeatureBatch, LogitFusion, make_output, valid_mask
+from mesm_core.models.baselines.common import LogitFusion, make_output, valid_mask
 from mesm_core.models.baselines.config import BaselineModelConfig, check_modalities
-from mesm_core.types import ModelOutput
+from mesm_core.types import FeatureBatch, ModelOutput
 
 __all__ = ["LFTransformer"]
 

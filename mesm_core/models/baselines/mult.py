@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mesm_core.config import MODALITIES
-from mesm_core.models.baselines.common import FeatureBatch, last_valid, no_flops, valid_mask
+from mesm_core.models.baselines.common import last_valid, no_flops, valid_mask
 from mesm_core.models.baselines.config import BaselineModelConfig, check_modalities
-from mesm_core.types import ModelOutput
+from mesm_core.types import FeatureBatch, ModelOutput
 
 __all__ = ["MulT"]
 

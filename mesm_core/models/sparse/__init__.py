@@ -7,7 +7,7 @@ then optionally a 2×2 sparse max-pool (an output cell is active iff any cell of
 value = max(0, max over active inputs), which equals the dense max-pool of the zero-filled map).
 
 Backends (``ModelConfig.sparse_backend``):
-  * ``masked``  pure torch dense emulation: conv(x·M)·M (reference §2.5). Exact, runs anywhere,
+  * ``masked``  pure torch dense emulation: conv(x·M)·M (docs/models.md, "MESM"). Exact, runs anywhere,
                 costs as much as a dense block: the test reference, and the one training with the
                 straight-through keep gate uses (``masked_block(..., gate=...)``).
   * ``dense``   the same emulation written for speed (BN folded into the conv in eval, statistics by

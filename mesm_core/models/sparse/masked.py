@@ -1,4 +1,5 @@
-"""Pure-torch sparse backend: dense emulation of submanifold convolution with masks (reference §2.5).
+"""Pure-torch sparse backend: dense emulation of submanifold convolution with masks
+(docs/models.md, "MESM"; docs/deviations.md, "Sparse convolution library").
 
 conv(x·M)·M equals a submanifold conv (only active neighbours contribute; outputs only at active
 cells); BN uses statistics over active cells (rows gathered by the mask); the 2×2 max-pool of the
