@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mesm_core.models.sparse import ActiveBatchNorm, SparseVGGBlock, pool_mask
+from mesm_core.models.sparse.batchnorm import ActiveBatchNorm
+from mesm_core.models.sparse.block import SparseVGGBlock, pool_mask
 
 __all__ = ["masked_block"]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from mesm_core.models.sparse import SparseVGGBlock, pool_mask
+from mesm_core.models.sparse.block import SparseVGGBlock, pool_mask
 
 __all__ = ["spconv_block"]
 
