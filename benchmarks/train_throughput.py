@@ -107,7 +107,9 @@ def build_trainer(preset: str, cache: Path, device: torch.device, workers: int, 
 
 
 def _training_backend(model_config) -> str | None:
-    if model_config.arch != "mesm":
+    from mesm_core.models.registry import get_arch
+
+    if not get_arch(model_config.arch).supports_top_p:
         return None
     if model_config.attention_mode == "straight_through":
         return "masked (the straight-through keep gate needs every cell)"
@@ -159,13 +161,13 @@ def _profile(trainer, batch, device: torch.device, repeats: int = 3) -> dict:
     def cnn():
         with autocast_context(device, trainer.use_amp, trainer.amp_dtype):
             dense = model.encode_dense(batch)
-            if model.arch == "mesm":
+            if model.supports_top_p:
                 with torch.no_grad():
                     cls = model.encode_text(batch.text)
             total = 0
             for m in model.branches:
                 x = dense[m]
-                if model.arch == "mesm":
+                if model.supports_top_p:
                     lengths = batch.face_lengths if m == "visual" else batch.chunk_lengths
                     query = cls[torch.repeat_interleave(torch.arange(lengths.shape[0], device=device), lengths)]
                     x = model._sparse_stage(m, x, query, None, False).features

@@ -99,7 +99,7 @@ def train_command(variant: Variant, seed: int, data: Path, fe2e: Path, run_dir: 
 
 def evaluate_run(run_dir: Path, data: Path, fe2e_flops: float, top_p: float = 0.5) -> dict[str, Any]:
     """Test metrics at ``top_p`` and at 1, FLOPs ratios and the cue report of ``run_dir/best``."""
-    from mesm_core.checkpoint import load_checkpoint
+    from mesm_core.loading import load_checkpoint
     from mesm_core.evaluation import cue_attention_report, evaluate_checkpoint
 
     model, info = load_checkpoint(run_dir / "best")

@@ -77,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.fe2e_checkpoint is not None and not args.fe2e_checkpoint.exists():
         parser.error(f"--fe2e-checkpoint {args.fe2e_checkpoint}: no such directory")
 
-    from mesm_core.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_info
+    from mesm_core.checkpoint import CheckpointError, read_checkpoint_info
+    from mesm_core.loading import load_checkpoint
     from mesm_core.distributed import DeviceError, resolve_device
     from mesm_core.errors import MesmError
     from mesm_core.evaluation import TopPError, format_evaluation, parse_top_ps, run_evaluation

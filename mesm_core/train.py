@@ -129,7 +129,7 @@ def resolve_data(args: argparse.Namespace, cfg: RunConfig, parser: argparse.Argu
     data = args.data
     if data is None and args.resume and (args.out / "run.json").is_file():
         data = Path(json.loads((args.out / "run.json").read_text())["cache_dir"])
-    if data is None and cfg.is_baseline:
+    if data is None and not family.has_default_data:
         parser.error(f"--data FEATURE_CACHE is required for the baseline preset {cfg.preset!r} (build one with "
                      "python -m mesm_core.features build --clips CLIP_CACHE --out FEATURE_CACHE)")
     if data is None:

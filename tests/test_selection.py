@@ -15,7 +15,8 @@ from mesm_core.models.keep_gate import keep_gate, keep_threshold
 from mesm_core.models.nucleus import nucleus_mask
 from mesm_core.models.sparse import SparseVGGBlock
 from mesm_core.models.sparse.masked import masked_block
-from mesm_core.models.warm_start import map_weights, warm_start
+from mesm_core.models.warm_start import map_weights
+from mesm_core.training.warm_start import warm_start
 from mesm_core.training.selection import keep_band_penalty, top_p_at
 from mesm_core.types import ModelOutput, SelectionState
 

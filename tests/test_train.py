@@ -14,6 +14,7 @@ import torch
 
 from mesm_core import create_model, dummy_batch
 from mesm_core.config import RunConfig
+from mesm_core.models import list_archs
 from mesm_core.presets import get_preset
 from mesm_core.training.optim import build_optimizer, build_scheduler, pos_weight_from_labels
 from mesm_core.training.sampler import EpochSampler
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # --- optimisation -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("preset", ["fe2e_small", "mesm_small"])
+@pytest.mark.parametrize("preset", [f"{arch}_small" for arch in list_archs("e2e")])
 @pytest.mark.slow
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_training, preset):
     cfg = tiny_training.tiny_config(preset, ["train.lr=0.01"])
@@ -260,7 +261,7 @@ def straight_run(tiny_training, tiny_cache, tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_run_writes_checkpoints_logs_and_config(straight_run, tiny_cache):
-    from mesm_core.checkpoint import load_checkpoint
+    from mesm_core.loading import load_checkpoint
     from mesm_core.config import run_config_from_dict
     from mesm_core.training.log import read_metrics_log
 
@@ -384,7 +385,7 @@ def test_slider_recipe_trains_logs_calibrates_and_resumes_identically(tiny_fe2e_
                                                                      tiny_training):
     """p drawn per step, BN per p regime re-estimated before validation, teacher saliency computed once, keep ratio,
     gate on every other step, selection across two p: one run equals an interrupted + resumed one."""
-    from mesm_core.checkpoint import load_checkpoint
+    from mesm_core.loading import load_checkpoint
     from mesm_core.training.log import read_metrics_log
 
     teacher = tiny_fe2e_run / "best"

@@ -43,7 +43,7 @@ def run_evaluation(
     bootstrap of macro-F1 against it at the evaluated p and at every p of the sweep. ``cues``: add the cue report
     when the model is MESM and the split has cue masks."""
     if model is None:
-        from mesm_core.checkpoint import load_checkpoint
+        from mesm_core.loading import load_checkpoint
 
         model, info = load_checkpoint(checkpoint, map_location=device)
     sweeping = top_ps is not None and len(top_ps) > 1

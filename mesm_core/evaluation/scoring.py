@@ -83,7 +83,7 @@ def evaluate_checkpoint(
     the model family's kind of data directory; thresholds per :func:`resolve_thresholds`. ``top_p`` applies
     to MESM only (the other models have no nucleus)."""
     if model is None:
-        from mesm_core.checkpoint import load_checkpoint
+        from mesm_core.loading import load_checkpoint
 
         model, info = load_checkpoint(checkpoint, map_location=device)
     sparse = getattr(model, "supports_top_p", False)

@@ -72,7 +72,7 @@ class Predictor:
         MESM sparse path (all give the same numbers; "auto" picks per block from measured crossovers).
         Raises ``mesm_core.checkpoint.CheckpointError`` when the folder is not a valid checkpoint.
         """
-        from mesm_core.checkpoint import load_checkpoint
+        from mesm_core.loading import load_checkpoint
 
         model, info = load_checkpoint(checkpoint, map_location=device, sparse_backend=sparse_backend)
         return cls(model, checkpoint=str(info.path), device=device, detector=detector)
@@ -104,7 +104,7 @@ class Predictor:
     def warm_up(self) -> None:
         """One tiny forward pass and one MTCNN call, so the first real request does not pay for lazy
         initialisation (CUDA/OpenMP setup, the detector's networks)."""
-        from mesm_core.models.factory import dummy_batch
+        from mesm_core.factory import dummy_batch
 
         batch = dummy_batch(self.config, batch_size=1, n_frames=2, n_chunks=2, tokenizer=self.model.tokenizer)
         with torch.inference_mode():

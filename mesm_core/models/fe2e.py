@@ -16,6 +16,7 @@ from torch import nn
 
 from mesm_core.config import MODALITIES, ModelConfig
 from mesm_core.flops import build_report, dense_cnn_rows, sparse_block_rows
+from mesm_core.models.registry import get_arch, register_arch
 from mesm_core.models.temporal import TemporalEncoder
 from mesm_core.models.text import TextEncoder, TextTokenizer, build_text_encoder
 from mesm_core.models.vgg import FlattenProjection, VGGEncoder, encoder_geometry
@@ -60,10 +61,16 @@ class ModalityBranch(nn.Module):
 class MultimodalModel(nn.Module):
     """Base of FE2E and MESM: text encoder, modality branches, fusion, two-stage forward.
 
-    Subclasses add a sparse stage by overriding :meth:`_sparse_stage` (FE2E: identity).
+    Subclasses add a sparse stage by overriding :meth:`_sparse_stage` (FE2E: identity) and register
+    themselves (``models/registry.py``), which sets their ``arch``.
     """
 
-    arch = "base"
+    arch = ""
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, *, pretrained: bool = True) -> "MultimodalModel":
+        """The registry's builder: ``pretrained`` loads the text encoder's weights (False: random, offline)."""
+        return cls(config, text_pretrained=pretrained)
 
     def __init__(self, config: ModelConfig, text_pretrained: bool = True, n_sparse_blocks: int = 0) -> None:
         super().__init__()
@@ -171,8 +178,9 @@ class MultimodalModel(nn.Module):
 
     @property
     def supports_top_p(self) -> bool:
-        """Whether the model has a top-p selection (MESM) or is dense (FE2E: ``top_p`` is ignored)."""
-        return False
+        """Whether the model has a top-p selection (MESM) or is dense (FE2E: ``top_p`` is ignored): its
+        registry entry's capability."""
+        return get_arch(self.arch).supports_top_p
 
     def _stage_query(self, modality: str, text_cls: torch.Tensor, logits: dict[str, torch.Tensor]) -> torch.Tensor:
         """The per-utterance (B, D) query of ``modality``'s sparse stage, from the text CLS and the logits so far."""
@@ -246,10 +254,9 @@ class MultimodalModel(nn.Module):
                                      keep_floor=keep_floor, straight_through=straight_through)
 
 
+@register_arch("fe2e", family="e2e")
 class FE2E(MultimodalModel):
     """Fully end-to-end model: every VGG block dense (reference ``MME2E``)."""
-
-    arch = "fe2e"
 
     def __init__(self, config: ModelConfig, text_pretrained: bool = True) -> None:
         super().__init__(config, text_pretrained=text_pretrained, n_sparse_blocks=0)

@@ -29,6 +29,7 @@ from mesm_core.models.attention import CrossModalAttention
 from mesm_core.models.fe2e import MultimodalModel
 from mesm_core.models.keep_gate import keep_gate
 from mesm_core.models.nucleus import check_top_p, nucleus_select
+from mesm_core.models.registry import register_arch
 from mesm_core.models.sparse import SparseVGGBlock, get_backend, pool_mask, statistics_at
 from mesm_core.types import SelectionState, SparseBlockTrace, SparseStageOutput
 
@@ -144,6 +145,7 @@ class SparseStage(nn.Module):
         return backend(block, x_in, kept)
 
 
+@register_arch("mesm", family="e2e", supports_top_p=True)
 class MESM(MultimodalModel):
     """FE2E with the last ``config.n_sparse_blocks`` VGG blocks made cross-modal and sparse (reference ``MME2E_Sparse``).
 
@@ -152,8 +154,6 @@ class MESM(MultimodalModel):
     for faces), so the attention can look for what those branches already suspect (GAIN-style top-down
     attention) instead of only where evidence tends to be.
     """
-
-    arch = "mesm"
 
     def __init__(self, config: ModelConfig, text_pretrained: bool = True) -> None:
         config.validate()  # choices and ranges, the text modality, the reference-bug rule (ModelConfig)
@@ -168,10 +168,6 @@ class MESM(MultimodalModel):
                                         scorer=config.attention_scorer, smoothing=config.attention_smoothing,
                                         hidden=config.attention_hidden, min_keep=getattr(config, f"min_keep_{modality}"),
                                         bn_top_ps=tuple(config.bn_top_p))
-
-    @property
-    def supports_top_p(self) -> bool:
-        return True
 
     def query_sources(self, modality: str) -> tuple[str, ...]:
         """The branches whose class posterior joins ``modality``'s attention query (empty: the paper's text CLS)."""

@@ -145,7 +145,7 @@ class Trainer:
         seed_everything(cfg.train.seed)
         self.model = family.build_model(cfg.model, pretrained=options.text_pretrained)
         if cfg.train.init_from and not options.resume:
-            from mesm_core.models.warm_start import warm_start
+            from mesm_core.training.warm_start import warm_start
 
             report = warm_start(self.model, cfg.train.init_from)
             if dist_info.is_main and options.progress:
@@ -233,7 +233,7 @@ class Trainer:
         saliency = train.saliency_source == "teacher" and train.saliency_weight > 0
         if not train.distill_from or not (train.distill_weight > 0 or saliency):
             return
-        from mesm_core.checkpoint import load_checkpoint
+        from mesm_core.loading import load_checkpoint
 
         teacher, _ = load_checkpoint(train.distill_from, map_location=self.device)
         teacher.requires_grad_(False)

@@ -1,5 +1,5 @@
-"""Shared pieces of the two-phase baselines: masks and logit fusion (their input, ``FeatureBatch``, is in
-``mesm_core.types``)."""
+"""Shared pieces of the two-phase baselines: their base class, masks and logit fusion (their input,
+``FeatureBatch``, is in ``mesm_core.types``; the late-fusion skeleton is ``late_fusion.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,20 @@ from torch import nn
 from mesm_core.config import MODALITIES
 from mesm_core.types import FeatureBatch, FlopsReport, ModelOutput
 
-__all__ = ["LogitFusion", "valid_mask", "last_valid", "no_flops", "dummy_feature_batch"]
+__all__ = ["BaselineModel", "LogitFusion", "valid_mask", "last_valid", "no_flops", "dummy_feature_batch"]
+
+
+class BaselineModel(nn.Module):
+    """Base of the two-phase baselines: ``forward(batch: FeatureBatch, top_p=None, return_trace=False) ->
+    ModelOutput``, built from the config alone plus what its family hands in."""
+
+    arch = ""  # set by register_arch (models/registry.py)
+
+    @classmethod
+    def from_config(cls, config, *, pretrained: bool = True, **resources) -> "BaselineModel":
+        """The registry's builder. The baselines fetch nothing themselves, so ``pretrained`` changes nothing
+        here; their one pretrained resource (EmoEmbs' ``label_embeddings``) comes in ``resources``."""
+        return cls(config, **resources)
 
 
 def valid_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
