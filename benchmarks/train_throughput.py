@@ -62,9 +62,12 @@ def make_subset(source: Path, target: Path, clips: int, valid: int = 8) -> Path:
 
 
 def cache_classes(cache: Path) -> tuple[str, ...] | None:
+    from mesm_core.data.cache import read_cache_info
+    from mesm_core.errors import InputError
+
     try:
-        return tuple(json.loads((Path(cache) / "cache.json").read_text(encoding="utf-8"))["classes"])
-    except (OSError, ValueError, KeyError):
+        return read_cache_info(cache).classes
+    except InputError:
         return None
 
 

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from mesm_core.console import log_to_console
 from mesm_core.evaluation.cues import CUE_CELL_RULE, CUE_CELL_RULES
 from mesm_core.evaluation.thresholds import THRESHOLD_MODES
 
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    log_to_console()
     moved = [f"--{flag.replace('_', '-')}" for flag in _MOVED_FIGURE_FLAGS if getattr(args, flag) is not None]
     if moved:
         parser.error(f"{', '.join(moved)}: the figures are drawn by mesm_viz now: evaluate with --out EVAL.json, then "

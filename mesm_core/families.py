@@ -126,7 +126,7 @@ class E2EFamily(ModelFamily):
         from mesm_core.data.cache import read_cache_info
 
         try:
-            return read_cache_info(data_dir).get("dataset")
+            return read_cache_info(data_dir).dataset
         except InputError:
             return None
 

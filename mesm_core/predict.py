@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from mesm_core.console import log_to_console
 from mesm_core.errors import MesmError
 from mesm_core.inference import Prediction, Predictor, format_prediction, write_report
 from mesm_core.resources import DEFAULT_CHECKPOINT, default_checkpoint
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | Non
     """Run the CLI. ``parser`` and ``write(prediction, out_dir) -> report.json path`` let
     ``python -m mesm_viz.report`` reuse it with its own help and its image-drawing writer."""
     args = (parser or build_parser()).parse_args(argv)
+    log_to_console()
     if args.threads:
         torch.set_num_threads(args.threads)
     transcript = args.transcript  # None → the .txt/.srt sidecar beside the video, if any

@@ -39,7 +39,7 @@ def _log(run: Path) -> list[dict]:
     """metrics.jsonl without the wall-clock field."""
     from mesm_core.training.log import read_metrics_log
 
-    return [{k: v for k, v in record.items() if k != "seconds"} for record in read_metrics_log(run)]
+    return [{k: v for k, v in record.to_dict().items() if k != "seconds"} for record in read_metrics_log(run)]
 
 
 # 36 training items, batch 8: 5 steps an epoch. mult: dropout everywhere and ReduceLROnPlateau with patience 0

@@ -156,6 +156,8 @@ def test_read_checkpoint_info_without_weights(saved, stored):
     (lambda c: c.update(thresholds=[0.5]), "1 thresholds for 6 classes"),
     (lambda c: c.update(thresholds={"anger": 0.5}), "no threshold for class"),
     (lambda c: c.update(classes=["a", "b"]), "disagree with model.classes"),
+    (lambda c: c["text_encoder"].update(stored="yes"), "text_encoder.stored is 'yes', expected true or false"),
+    (lambda c: c["text_encoder"].update(source=3), "text_encoder.source is 3, expected a string or null"),
 ])
 def test_read_checkpoint_info_rejects_bad_configs(saved, damage, message):
     from mesm_core.checkpoint import read_checkpoint_info
@@ -163,6 +165,16 @@ def test_read_checkpoint_info_rejects_bad_configs(saved, damage, message):
     _edit_config(saved, damage)
     with pytest.raises(CheckpointError, match=message):
         read_checkpoint_info(saved)
+
+
+def test_the_text_encoder_reference_is_typed_and_round_trips(saved):
+    from mesm_core.checkpoint import TextEncoderRef, read_checkpoint_info
+
+    written = json.loads((saved / "config.json").read_text())["text_encoder"]
+    ref = read_checkpoint_info(saved).text_encoder
+    assert isinstance(ref, TextEncoderRef) and ref.stored and ref.to_dict() == written
+    _edit_config(saved, lambda c: c.update(text_encoder={"stored": True, "source": "tiny-random"}))  # older keys
+    assert read_checkpoint_info(saved).text_encoder == TextEncoderRef(stored=True, source="tiny-random")
 
 
 def test_load_weights_into_checks_keys_and_shapes(saved, tiny_mesm, tiny_batch):
