@@ -43,7 +43,7 @@ from mesm_core.config import (
     TrainConfig,
 )
 
-__all__ = ["list_presets", "get_preset", "register_preset", "is_baseline_preset"]
+__all__ = ["list_presets", "get_preset", "register_preset"]
 
 _REGISTRY: dict[str, Callable[[], RunConfig]] = {}
 
@@ -63,11 +63,6 @@ def register_preset(name: str) -> Callable[[Callable[[], RunConfig]], Callable[[
 def list_presets() -> list[str]:
     """Names of all registered presets, sorted."""
     return sorted(_REGISTRY)
-
-
-def is_baseline_preset(name: str) -> bool:
-    """True when ``name`` is a registered preset of a two-phase baseline (it trains on a feature cache)."""
-    return name in _REGISTRY and get_preset(name).is_baseline
 
 
 def get_preset(name: str) -> RunConfig:

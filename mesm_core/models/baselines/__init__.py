@@ -9,7 +9,7 @@ Each registers itself as an architecture (``mesm_core.models.registry``): build 
 from __future__ import annotations
 
 from mesm_core.models.baselines.common import BaselineModel, LogitFusion, dummy_feature_batch
-from mesm_core.models.baselines.config import BASELINE_ARCHS, LABEL_WORDS, BaselineModelConfig
+from mesm_core.models.baselines.config import LABEL_WORDS, BaselineModelConfig
 from mesm_core.models.baselines.emoembs import EmoEmbs
 from mesm_core.models.baselines.late_fusion import LateFusion
 from mesm_core.models.baselines.lf_lstm import LFLSTM
@@ -17,6 +17,6 @@ from mesm_core.models.baselines.lf_trans import LFTransformer
 from mesm_core.models.baselines.mult import MulT
 
 __all__ = [
-    "BASELINE_ARCHS", "LABEL_WORDS", "BaselineModelConfig", "BaselineModel", "LateFusion", "LogitFusion",
+    "LABEL_WORDS", "BaselineModelConfig", "BaselineModel", "LateFusion", "LogitFusion",
     "LFLSTM", "LFTransformer", "EmoEmbs", "MulT", "dummy_feature_batch",
 ]
