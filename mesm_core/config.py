@@ -141,6 +141,9 @@ class ModelConfig(_Section):
     # BatchNorm statistics of the sparse blocks per top-p regime (models/sparse/batchnorm.py): the p values of the
     # regimes; a forward at p uses the nearest one. () = one set of statistics (the paper and the reference).
     bn_top_p: tuple[float, ...] = ()
+    # The attention scorer reads the block's input features detached (true): the selection losses then train the
+    # scorer only, never reshape the CNN's features (the task loss still trains them through the kept cells).
+    detach_scorer_input: bool = False
     # The attention query: "text" (the paper: the transcript's CLS) or "text+posterior" (the CLS plus the detached
     # class posterior of the branches computed before this one: text for audio; text and audio for faces).
     attention_query: Literal["text", "text+posterior"] = "text"
@@ -348,12 +351,15 @@ class TrainConfig(_Section):
     keep_max_fraction: float = 1.0
     keep_band_weight: float = 10.0
     # Keep ratio across the slider (training/selection.py keep_ratio_penalty): at every p of `keep_ratio_top_p`
-    # the nucleus should keep, on average over a batch's frames, about ρ · p of a frame's active cells, with
+    # the nucleus should keep, on average over a batch's frames, about ρ · p^κ of a frame's active cells, with
     # ρ = `keep_ratio_audio` / `keep_ratio_visual` (0 = no budget for that modality).
     keep_ratio_audio: float = 0.0
     keep_ratio_visual: float = 0.0
     keep_ratio_weight: float = 10.0
     keep_ratio_top_p: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
+    # The kept share grows as ρ · p^κ with κ = `keep_ratio_power` (1: linear in p; 2: few cells at low p, most at
+    # high p, which leaves the attention free to concentrate its first half of mass).
+    keep_ratio_power: float = 1.0
     # Saliency target for the attention: weight λ (λ · mean over the sparse blocks of CE(t, attention)) and power
     # γ of t ∝ |saliency|^γ; taken on the steps that run at p = 1 ("dense": warm-up and `dense_step_every`) or
     # on every step ("all").
@@ -400,6 +406,7 @@ class TrainConfig(_Section):
             out.append(f"train.keep_min_fraction and keep_max_fraction must satisfy 0 <= min <= max <= 1 "
                        f"(got {self.keep_min_fraction}, {self.keep_max_fraction})")
         out += check(self.saliency_power > 0, "saliency_power", "be > 0")
+        out += check(self.keep_ratio_power > 0, "keep_ratio_power", "be > 0")
         return out
 
 

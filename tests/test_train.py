@@ -441,7 +441,7 @@ def test_an_epoch_record_keeps_what_it_does_not_know_and_names_a_bad_line(tmp_pa
     data = record.to_dict()
     assert "train_top_p" not in data and "aux_losses" not in data and record.selected == 0.6
     assert EpochRecord.from_dict({**data, "future": 1}).to_dict() == {**data, "future": 1}
-    (tmp_path / "metrics.jsonl").write_text(json.dumps(data) + "\n" + json.dumps({"epoch": 2}) + "\n")
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(data) + "\n" + json.dumps({"step": 2}) + "\n")
     with pytest.raises(FileInputError, match="metrics.jsonl: line 2 is not an epoch record"):
         read_metrics_log(tmp_path)
 

@@ -157,6 +157,16 @@ def _single_labels(batch: Batch, modality: str) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _fixed_maps(model: nn.Module, data_dir: str | Path, split: str | None, items: int | None, p: float,
+                device: str | torch.device, batch_size: int) -> tuple[dict[tuple[str, int], torch.Tensor], str]:
+    """The fixed-map baseline of :func:`cue_attention_report` and the sentence naming it ({} and "" without one)."""
+    if not split or not has_split(data_dir, split, model.config):
+        return {}, ""
+    fixed = fixed_attention_maps(model, data_dir, split, top_p=p, device=device, batch_size=batch_size, max_items=items)
+    limit = "all" if items is None else f"the first {items}"
+    return fixed, f"mean attention over {limit} utterances of the {split} split at p = {p:g}"
+
+
 def cue_attention_report(
     model: nn.Module,
     data_dir: str | Path,
@@ -187,13 +197,7 @@ def cue_attention_report(
         return None
     p = float(model.config.top_p if top_p is None else top_p)
     notes = []
-    fixed: dict[tuple[str, int], torch.Tensor] = {}
-    source = ""
-    if fixed_map_split and has_split(data_dir, fixed_map_split, model.config):
-        fixed = fixed_attention_maps(model, data_dir, fixed_map_split, top_p=p, device=device, batch_size=batch_size,
-                                     max_items=fixed_map_items)
-        limit = "all" if fixed_map_items is None else f"the first {fixed_map_items}"
-        source = f"mean attention over {limit} utterances of the {fixed_map_split} split at p = {p:g}"
+    fixed, source = _fixed_maps(model, data_dir, fixed_map_split, fixed_map_items, p, device, batch_size)
     tallies: dict[tuple, CueTally] = {}
     grids: dict[tuple[str, int], tuple[int, int]] = {}
     seen = 0

@@ -103,11 +103,12 @@ class SparseStage(nn.Module):
         mode = config.attention_mode
         n, grid = x.shape[0], (x.shape[2], x.shape[3])
         restrict = None if index == 0 else active
+        scored = x.detach() if config.detach_scorer_input else x
         if mode == "reference":
             with torch.no_grad():
                 log_probs = attention.log_probs(x, query, restrict)
         else:
-            log_probs = attention.log_probs(x, query, restrict)
+            log_probs = attention.log_probs(scored, query, restrict)
         probs = log_probs.exp()
         kept, floor_decided = nucleus_select(probs, top_p, restrict, floor)
         gate = None

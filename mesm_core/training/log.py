@@ -22,28 +22,29 @@ LOG_FILE = "metrics.jsonl"
 class EpochRecord:
     """One line of ``metrics.jsonl``: what an epoch trained and how it scored on validation.
 
-    The optional fields are written only when set: ``train_top_p`` (MESM: the p of the epoch's last step),
-    ``valid_select_top_p`` / ``select_value`` (selection across ``train.select_top_p``: the metric at each p
-    and their mean), ``train_task_loss`` and ``aux_losses`` (the task loss and each weighted selection loss,
-    means over the epoch's steps). Keys this version does not know (a newer or older writer's) are kept in
-    ``extra`` and written back, so a record round-trips unchanged.
+    The trainer fills every field but the optional ones: ``train_top_p`` (MESM: the p of the epoch's last
+    step), ``valid_select_top_p`` / ``select_value`` (selection across ``train.select_top_p``: the metric at
+    each p and their mean), ``train_task_loss`` and ``aux_losses`` (the task loss and each weighted selection
+    loss, means over the epoch's steps). A field that is None is not written, and a line may lack any field but
+    ``epoch`` (logs of older versions lack ``valid_loss``; hand-made logs more); keys this version does not
+    know are kept in ``extra`` and written back. So every line round-trips unchanged.
     """
 
-    epoch: int                              # 1-based
-    step: int                               # optimizer steps so far
-    train_loss: float
-    grad_norm_mean: float                   # before clipping (after unscaling with fp16 AMP), over the epoch
-    grad_norm_max: float
-    valid: dict[str, float]                 # the validation averages, per metric
-    valid_thresholds: list[float]           # per class, tuned on validation
-    select_metric: str
-    improved: bool                          # a new best: RUN/best was written
-    lr: dict[str, float]                    # per parameter group
-    seconds: float
-    flops_per_utterance: float
-    dense_flops_per_utterance: float
-    kept_flops_fraction: float
-    valid_loss: float | None = None         # absent in logs written before the baselines joined the trainer
+    epoch: int                                       # 1-based
+    step: int | None = None                          # optimizer steps so far
+    train_loss: float | None = None
+    valid_loss: float | None = None
+    grad_norm_mean: float | None = None              # before clipping (after unscaling with fp16 AMP), per epoch
+    grad_norm_max: float | None = None
+    valid: dict[str, float] | None = None            # the validation averages, per metric
+    valid_thresholds: list[float] | None = None      # per class, tuned on validation
+    select_metric: str | None = None
+    improved: bool | None = None                     # a new best: RUN/best was written
+    lr: dict[str, float] | None = None               # per parameter group
+    seconds: float | None = None
+    flops_per_utterance: float | None = None
+    dense_flops_per_utterance: float | None = None
+    kept_flops_fraction: float | None = None
     train_top_p: float | None = None
     valid_select_top_p: dict[str, float] | None = None
     select_value: float | None = None
@@ -58,12 +59,13 @@ class EpochRecord:
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        optional = {f.name for f in dataclasses.fields(self) if f.default is None}
-        return {**{k: v for k, v in out.items() if not (k in optional and v is None)}, **self.extra}
+        return {**{k: v for k, v in out.items() if v is not None}, **self.extra}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EpochRecord":
-        """Raises KeyError for a record without one of the always-written fields."""
+        """Raises KeyError for a record without ``epoch``, TypeError for one that is not a JSON object."""
+        if "epoch" not in data:
+            raise KeyError("epoch")
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         return cls(**{k: v for k, v in data.items() if k in names},
                    extra={k: v for k, v in data.items() if k not in names})

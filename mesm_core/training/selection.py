@@ -187,12 +187,13 @@ def keep_band_penalty(output: ModelOutput, top_p: float, min_fraction: float, ma
     return torch.stack(terms).mean()
 
 
-def keep_ratio_penalty(output: ModelOutput, ratios: dict[str, float], top_ps: tuple[float, ...]) -> torch.Tensor:
-    """mean over modalities, blocks and p ∈ ``top_ps`` of (mean over frames of mass(top ⌈ρ_m · p · N⌉) − p)².
+def keep_ratio_penalty(output: ModelOutput, ratios: dict[str, float], top_ps: tuple[float, ...],
+                       power: float = 1.0) -> torch.Tensor:
+    """mean over modalities, blocks and p ∈ ``top_ps`` of (mean over frames of mass(top ⌈ρ_m · p^κ · N⌉) − p)².
 
     A budget the attention must earn at every p of the slider (a DynamicViT-style keep-ratio loss, made
-    p-dependent): on average over a batch's frames, the nucleus at p should keep about ρ_m · p of a frame's
-    active cells. It is an average over frames, so a frame with concentrated evidence may keep fewer cells and
+    p-dependent): on average over a batch's frames, the nucleus at p should keep about ρ_m · p^κ (κ = ``power``)
+    of a frame's active cells. It is an average over frames, so a frame with concentrated evidence may keep fewer cells and
     one with diffuse evidence more; the mask itself is still the paper's nucleus. ``ratios``: modality → ρ_m
     (modalities without one are free). Differentiable in the attention; 0 without selections (eval, FE2E)."""
     terms = []
@@ -206,7 +207,7 @@ def keep_ratio_penalty(output: ModelOutput, ratios: dict[str, float], top_ps: tu
             probs = state.log_probs.exp().flatten(1).float()
             active = state.active.flatten(1)
             for p in top_ps:
-                fraction = min(1.0, rho * p)
+                fraction = min(1.0, rho * p ** power)
                 terms.append((_top_mass(probs, active, fraction).mean() - p).pow(2))
     if not terms:
         return torch.zeros((), device=output.logits.device)
@@ -231,8 +232,8 @@ def selection_losses(cfg: RunConfig, output: ModelOutput, teacher_logits: torch.
         losses["saliency"] = train.saliency_weight * saliency_loss(output, saliency_targets)
     ratios = {"audio": train.keep_ratio_audio, "visual": train.keep_ratio_visual}
     if output.selections and train.keep_ratio_weight > 0 and any(r > 0 for r in ratios.values()):
-        losses["keep_ratio"] = train.keep_ratio_weight * keep_ratio_penalty(output, ratios,
-                                                                            tuple(train.keep_ratio_top_p))
+        losses["keep_ratio"] = train.keep_ratio_weight * keep_ratio_penalty(
+            output, ratios, tuple(train.keep_ratio_top_p), train.keep_ratio_power)
     if output.selections and (train.keep_min_fraction > 0 or train.keep_max_fraction < 1) and train.keep_band_weight > 0:
         losses["keep_band"] = train.keep_band_weight * keep_band_penalty(
             output, cfg.model.top_p, train.keep_min_fraction, train.keep_max_fraction
