@@ -129,6 +129,9 @@ class ModelConfig(_Section):
     attention_scorer: Literal["cell", "context"] = "cell"
     # Hidden width k of the attention (0 = the block's input channels C, as the reference).
     attention_hidden: int = 0
+    # The audio attention's own hidden width (0 = attention_hidden): a mel chunk has ~2× a face's cells, so a
+    # narrower scorer there keeps the attention's cost below that of the sparse blocks it selects for.
+    attention_hidden_audio: int = 0
     # Average scores over k×k windows of active cells before the softmax (0 = off; odd k >= 3).
     attention_smoothing: int = 0
     # Keep floor in the selection rule (not in the paper), per modality: the nucleus also keeps the ⌈ρ·N⌉ most
@@ -169,6 +172,7 @@ class ModelConfig(_Section):
         for name in ("min_keep_audio", "min_keep_visual"):
             out += self._check(0.0 <= getattr(self, name) <= 1.0, name, "be in [0, 1]")
         out += self._check(self.attention_hidden >= 0, "attention_hidden", "be >= 0 (0: the block's input channels)")
+        out += self._check(self.attention_hidden_audio >= 0, "attention_hidden_audio", "be >= 0 (0: attention_hidden)")
         regimes = tuple(self.bn_top_p)
         out += self._check(all(0.0 < p <= 1.0 for p in regimes) and len(set(regimes)) == len(regimes), "bn_top_p",
                            "list distinct values in (0, 1]")
@@ -366,10 +370,11 @@ class TrainConfig(_Section):
     saliency_weight: float = 0.0
     saliency_power: float = 2.0
     saliency_at: Literal["dense", "all"] = "dense"
-    # Whose saliency: "self" (∂L_task/∂m of the model's own keep gates, task loss only) or "teacher" (Grad × Input
+    # Whose saliency: "self" (∂L_task/∂m of the model's own keep gates, task loss only), "teacher" (Grad × Input
     # at the inputs of the dense teacher's last blocks, train.distill_from, computed once per training clip
-    # before the first epoch: the teacher is fixed, so the target costs nothing per step).
-    saliency_source: Literal["self", "teacher"] = "self"
+    # before the first epoch: the teacher is fixed, so the target costs nothing per step), or "auto" (the
+    # teacher's when a teacher is given, else the model's own).
+    saliency_source: Literal["self", "teacher", "auto"] = "self"
     # Every k-th optimizer step runs at p = 1 (0 = never): the CNN keeps working densely, the saliency target
     # stays clean, and the other steps train at the scheduled p.
     dense_step_every: int = 0
@@ -384,6 +389,13 @@ class TrainConfig(_Section):
     # Model selection across the slider: the selection metric is the mean over these p of the validation metric,
     # thresholds tuned at each p (empty: model.top_p only). The checkpoint's thresholds stay model.top_p's.
     select_top_p: tuple[float, ...] = ()
+
+    @property
+    def saliency_from(self) -> Literal["self", "teacher"]:
+        """The saliency source in effect: ``auto`` is the teacher's when ``distill_from`` names one, else self."""
+        if self.saliency_source == "auto":
+            return "teacher" if self.distill_from else "self"
+        return self.saliency_source  # type: ignore[return-value]
 
     def _range_problems(self) -> list[str]:
         check = self._check
@@ -435,11 +447,11 @@ class RunConfig:
         train = self.train
         if train.saliency_weight > 0 and self.model.arch != "mesm":
             out.append("train.saliency_weight > 0 needs a MESM (FE2E has no attention to train)")
-        elif train.saliency_weight > 0 and train.saliency_source == "self" and self.model.attention_mode != "straight_through":
+        elif train.saliency_weight > 0 and train.saliency_from == "self" and self.model.attention_mode != "straight_through":
             out.append("train.saliency_source=self needs model.attention_mode=straight_through (it reads the keep gates)")
         elif train.saliency_weight > 0 and self.model.attention_mode == "reference":
             out.append("train.saliency_weight > 0 needs a trainable attention (not model.attention_mode=reference)")
-        if train.saliency_weight > 0 and train.saliency_source == "teacher" and not train.distill_from:
+        if train.saliency_weight > 0 and train.saliency_from == "teacher" and not train.distill_from:
             out.append("train.saliency_source=teacher needs a dense teacher: --distill-from CHECKPOINT")
         if self.is_baseline:
             for name in ("init_from", "distill_from"):

@@ -68,7 +68,7 @@ def _curve_table(run_log: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def _recipe(model: dict, train: dict) -> list[str]:
+def _recipe(model: dict, train: dict, saliency_from: str = "self") -> list[str]:
     recipe = []
     if train.get("init_from"):
         recipe.append(f"warm start from `{_repo_relative(train['init_from'])}`")
@@ -86,7 +86,7 @@ def _recipe(model: dict, train: dict) -> list[str]:
         recipe.append(f"keep-ratio budget ρ·p^{train.get('keep_ratio_power', 1)} (ρ = {train['keep_ratio_audio']} "
                       f"audio, {train['keep_ratio_visual']} faces; weight {train['keep_ratio_weight']})")
     if train.get("saliency_weight"):
-        recipe.append(f"{train.get('saliency_source', 'self')} saliency target λ = {train['saliency_weight']}, "
+        recipe.append(f"{saliency_from} saliency target λ = {train['saliency_weight']}, "
                       f"γ = {train['saliency_power']} on {train.get('saliency_at', 'dense')} steps")
     if train.get("distill_weight"):
         recipe.append(f"distillation weight {train['distill_weight']} from `{_repo_relative(train['distill_from'])}`")
@@ -226,7 +226,7 @@ def render_model_card(directory: Path, command: str, fe2e=None) -> str:
     model, train = to_dict(info.run_config.model), to_dict(info.run_config.train)
     name = info.preset or model["arch"]
     evaluation = report.evaluation
-    recipe = _recipe(model, train)
+    recipe = _recipe(model, train, info.run_config.train.saliency_from)
     minutes = sum(r["seconds"] for r in run_log) / 60
     lines = _header(directory, info, model) + [
         "", "## How it was made", "",

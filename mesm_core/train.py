@@ -106,7 +106,7 @@ def resolve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
                     setattr(cfg.train, field, str(resolve_checkpoint_dir(value)))
                 except CheckpointError as exc:
                     parser.error(f"{flag}: {exc}")
-        if cfg.train.distill_from and cfg.train.distill_weight <= 0 and cfg.train.saliency_source != "teacher":
+        if cfg.train.distill_from and cfg.train.distill_weight <= 0 and cfg.train.saliency_from != "teacher":
             cfg.train.distill_weight = 1.0  # a teacher given for nothing else: distil its logits
     if args.epochs is not None:
         cfg.train.epochs = args.epochs

@@ -165,9 +165,11 @@ class MESM(MultimodalModel):
         text_dim = self.text_encoder.hidden_size
         for modality, branch in self.branches.items():
             query_dim = text_dim + len(self.query_sources(modality)) * len(config.classes)
+            hidden = config.attention_hidden_audio if modality == "audio" and config.attention_hidden_audio else \
+                config.attention_hidden
             branch.sparse = SparseStage(branch.dense_shape[0], channels, pools, query_dim,
                                         scorer=config.attention_scorer, smoothing=config.attention_smoothing,
-                                        hidden=config.attention_hidden, min_keep=getattr(config, f"min_keep_{modality}"),
+                                        hidden=hidden, min_keep=getattr(config, f"min_keep_{modality}"),
                                         bn_top_ps=tuple(config.bn_top_p))
 
     def query_sources(self, modality: str) -> tuple[str, ...]:

@@ -251,7 +251,7 @@ class Trainer:
     def _prepare_teacher(self, collate_fn) -> None:
         """Load the dense teacher and record what it says about every training clip (``training/teacher.py``)."""
         train = self.cfg.train
-        saliency = train.saliency_source == "teacher" and train.saliency_weight > 0
+        saliency = train.saliency_from == "teacher" and train.saliency_weight > 0
         if not train.distill_from or not (train.distill_weight > 0 or saliency):
             return
         from mesm_core.loading import load_checkpoint

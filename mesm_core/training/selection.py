@@ -84,10 +84,10 @@ def plan_step(cfg: RunConfig, step: int, steps_per_epoch: int) -> StepPlan:
     train = cfg.train
     top_p = top_p_at(cfg, step, steps_per_epoch)
     saliency = saliency_on(cfg, top_p)
-    self_saliency = saliency and train.saliency_source == "self"
+    self_saliency = saliency and train.saliency_from == "self"
     gate = self_saliency or (train.gate_every > 0 and step % train.gate_every == 0)
     return StepPlan(inputs={"top_p": top_p, "straight_through": gate}, self_saliency=self_saliency,
-                    teacher_saliency=saliency and train.saliency_source == "teacher")
+                    teacher_saliency=saliency and train.saliency_from == "teacher")
 
 
 def teacher_saliency(teacher: torch.nn.Module, batch, first_block: int, n_blocks: int,
