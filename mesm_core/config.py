@@ -364,6 +364,9 @@ class TrainConfig(_Section):
     # The kept share grows as ρ · p^κ with κ = `keep_ratio_power` (1: linear in p; 2: few cells at low p, most at
     # high p, which leaves the attention free to concentrate its first half of mass).
     keep_ratio_power: float = 1.0
+    # The power for the blocks after the first (0 = keep_ratio_power): they choose among the cells the earlier blocks
+    # kept, so a gentler curve there keeps the deeper grids from emptying at low p.
+    keep_ratio_deep_power: float = 0.0
     # Saliency target for the attention: weight λ (λ · mean over the sparse blocks of CE(t, attention)) and power
     # γ of t ∝ |saliency|^γ; taken on the steps that run at p = 1 ("dense": warm-up and `dense_step_every`) or
     # on every step ("all").
@@ -419,6 +422,7 @@ class TrainConfig(_Section):
                        f"(got {self.keep_min_fraction}, {self.keep_max_fraction})")
         out += check(self.saliency_power > 0, "saliency_power", "be > 0")
         out += check(self.keep_ratio_power > 0, "keep_ratio_power", "be > 0")
+        out += check(self.keep_ratio_deep_power >= 0, "keep_ratio_deep_power", "be >= 0 (0: keep_ratio_power)")
         return out
 
 

@@ -188,12 +188,13 @@ def keep_band_penalty(output: ModelOutput, top_p: float, min_fraction: float, ma
 
 
 def keep_ratio_penalty(output: ModelOutput, ratios: dict[str, float], top_ps: tuple[float, ...],
-                       power: float = 1.0) -> torch.Tensor:
+                       power: float = 1.0, deep_power: float | None = None) -> torch.Tensor:
     """mean over modalities, blocks and p ∈ ``top_ps`` of (mean over frames of mass(top ⌈ρ_m · p^κ · N⌉) − p)².
 
     A budget the attention must earn at every p of the slider (a DynamicViT-style keep-ratio loss, made
     p-dependent): on average over a batch's frames, the nucleus at p should keep about ρ_m · p^κ (κ = ``power``)
-    of a frame's active cells. It is an average over frames, so a frame with concentrated evidence may keep fewer cells and
+    of a frame's active cells (κ = ``deep_power`` for the blocks after the first, which choose among cells the
+    earlier blocks kept). It is an average over frames, so a frame with concentrated evidence may keep fewer cells and
     one with diffuse evidence more; the mask itself is still the paper's nucleus. ``ratios``: modality → ρ_m
     (modalities without one are free). Differentiable in the attention; 0 without selections (eval, FE2E)."""
     terms = []
@@ -201,13 +202,14 @@ def keep_ratio_penalty(output: ModelOutput, ratios: dict[str, float], top_ps: tu
         rho = ratios.get(modality, 0.0)
         if rho <= 0:
             continue
-        for state in blocks:
+        for index, state in enumerate(blocks):
             if state.log_probs.shape[0] == 0:
                 continue
             probs = state.log_probs.exp().flatten(1).float()
             active = state.active.flatten(1)
+            kappa = power if index == 0 or not deep_power else deep_power
             for p in top_ps:
-                fraction = min(1.0, rho * p ** power)
+                fraction = min(1.0, rho * p ** kappa)
                 terms.append((_top_mass(probs, active, fraction).mean() - p).pow(2))
     if not terms:
         return torch.zeros((), device=output.logits.device)
@@ -233,7 +235,7 @@ def selection_losses(cfg: RunConfig, output: ModelOutput, teacher_logits: torch.
     ratios = {"audio": train.keep_ratio_audio, "visual": train.keep_ratio_visual}
     if output.selections and train.keep_ratio_weight > 0 and any(r > 0 for r in ratios.values()):
         losses["keep_ratio"] = train.keep_ratio_weight * keep_ratio_penalty(
-            output, ratios, tuple(train.keep_ratio_top_p), train.keep_ratio_power)
+            output, ratios, tuple(train.keep_ratio_top_p), train.keep_ratio_power, train.keep_ratio_deep_power)
     if output.selections and (train.keep_min_fraction > 0 or train.keep_max_fraction < 1) and train.keep_band_weight > 0:
         losses["keep_band"] = train.keep_band_weight * keep_band_penalty(
             output, cfg.model.top_p, train.keep_min_fraction, train.keep_max_fraction
