@@ -5,7 +5,7 @@ whatever p its training steps ran at (for a recipe with dense steps, a mix of p 
 command rebuilds the model with one set per p regime (``model.bn_top_p``), re-estimates each on training
 batches at its p (no labels, no gradient: ``mesm_core.training.bn_calibration``) and writes a new checkpoint.
 The weights are unchanged. The decision thresholds are the checkpoint's unless ``--retune-thresholds`` tunes
-them again on the validation split at the deployed p (never on the tested split).
+them again on the validation split at the deployed p and at each regime's p (never on the tested split).
 
     python -m mesm_core.calibrate --checkpoint runs/mesm/best --data data/synthetic_cache --out runs/mesm/calibrated
 """
@@ -53,15 +53,19 @@ def calibrate_checkpoint(checkpoint: str | Path, data_dir: str | Path, out: str 
     calibration = [collate(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
     calibrate_batchnorm(model, calibration, device)
     thresholds = list(info.thresholds) if info.thresholds is not None else None
+    table = dict(info.thresholds_by_top_p)
     metadata = {k: v for k, v in (info.metadata or {}).items() if k not in ("bn_calibration",)}
     metadata["bn_calibration"] = {"source": str(checkpoint), "regimes": list(cfg.model.bn_top_p), "clips": len(items),
                                   "split": "train", "thresholds": "checkpoint"}
     if retune_thresholds:
-        valid = predict_split(model, data_dir, "valid", [None], device=device)[None]
-        thresholds = [float(t) for t in choose_thresholds(valid.probs, valid.labels)]
-        metadata["bn_calibration"]["thresholds"] = f"re-tuned on the valid split at p = {cfg.model.top_p}"
+        grid = sorted({float(cfg.model.top_p), *cfg.model.bn_top_p})
+        valid = predict_split(model, data_dir, "valid", grid, device=device)
+        table = {p: [float(t) for t in choose_thresholds(r.probs, r.labels)] for p, r in valid.items()}
+        thresholds = table[float(cfg.model.top_p)]
+        metadata["bn_calibration"]["thresholds"] = f"re-tuned on the valid split at p = {cfg.model.top_p} and at each regime"
     out = Path(out)
-    save_checkpoint(model, out, run_config=cfg, thresholds=thresholds, metrics=dict(info.metrics or {}), **metadata)
+    save_checkpoint(model, out, run_config=cfg, thresholds=thresholds, metrics=dict(info.metrics or {}),
+                    thresholds_by_top_p=table, **metadata)
     return out
 
 

@@ -40,7 +40,8 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"
 TEXT_PREFIX = "text_encoder.model."
-_KNOWN_KEYS = {"version", "preset", "model", "data", "train", "classes", "thresholds", "metrics", "versions", "text_encoder", "metadata"}
+_KNOWN_KEYS = {"version", "preset", "model", "data", "train", "classes", "thresholds", "thresholds_by_top_p", "metrics",
+               "versions", "text_encoder", "metadata"}
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,21 @@ class CheckpointInfo:
     versions: dict[str, str] = field(default_factory=dict)
     text_encoder: TextEncoderRef = field(default_factory=TextEncoderRef)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # MESM trained for the whole slider: thresholds chosen on validation at each p of a grid (p → per class)
+    thresholds_by_top_p: dict[float, list[float]] = field(default_factory=dict)
 
     @property
     def preset(self) -> str:
         return self.run_config.preset
+
+    def thresholds_at(self, top_p: float | None) -> tuple[list[float] | None, float | None]:
+        """The thresholds to decide with at ``top_p``: those chosen on validation at the nearest p of
+        ``thresholds_by_top_p`` when the checkpoint has a table (and that p), else ``thresholds``. Returns
+        (thresholds, the p they were chosen at, or None for the checkpoint's single set)."""
+        if top_p is None or not self.thresholds_by_top_p:
+            return self.thresholds, None
+        nearest = min(self.thresholds_by_top_p, key=lambda q: (abs(q - float(top_p)), -q))
+        return list(self.thresholds_by_top_p[nearest]), nearest
 
 
 def _versions() -> dict[str, str]:
@@ -149,13 +161,15 @@ def save_checkpoint(
     run_config: RunConfig | None = None,
     thresholds: list[float] | None = None,
     metrics: dict[str, Any] | None = None,
+    thresholds_by_top_p: dict[float, list[float]] | None = None,
     **metadata: Any,
 ) -> Path:
     """Write ``model.safetensors``, ``config.json`` and ``README.md`` to ``directory`` (created if needed).
 
     Each file is written atomically (temporary file + rename). ``run_config`` defaults to a RunConfig
     holding ``model.config`` (the saved "model" section is always ``model.config``, which describes the
-    weights; a differing ``run_config.model`` only triggers a warning); ``thresholds`` are per class; extra keyword arguments land in
+    weights; a differing ``run_config.model`` only triggers a warning); ``thresholds`` are per class;
+    ``thresholds_by_top_p`` maps p → per-class thresholds chosen at that p (MESM); extra keyword arguments land in
     ``config.json["metadata"]``. Returns the directory.
     """
     from safetensors.torch import save
@@ -168,8 +182,9 @@ def save_checkpoint(
     if to_dict(run_config.model) != to_dict(config):
         differing = sorted(k for k, v in to_dict(config).items() if to_dict(run_config.model).get(k) != v)
         warnings.warn(f"run_config.model differs from model.config in {differing}; saving model.config", stacklevel=2)
-    if thresholds is not None and len(thresholds) != len(config.classes):
-        raise ValueError(f"got {len(thresholds)} thresholds for {len(config.classes)} classes")
+    for values in [thresholds, *(thresholds_by_top_p or {}).values()]:
+        if values is not None and len(values) != len(config.classes):
+            raise ValueError(f"got {len(values)} thresholds for {len(config.classes)} classes")
     by_reference = _text_by_reference(model)
     tensors = {
         k: v.detach().to("cpu").contiguous().clone()
@@ -185,6 +200,9 @@ def save_checkpoint(
         "train": to_dict(run_config.train),
         "classes": list(config.classes),
         "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+        **({"thresholds_by_top_p": {f"{float(p):g}": [float(t) for t in values]
+                                    for p, values in sorted(thresholds_by_top_p.items())}}
+           if thresholds_by_top_p else {}),
         "metrics": to_jsonable(metrics or {}, fallback=str),
         "versions": _versions(),
         "text_encoder": TextEncoderRef(  # the two-phase baselines have none: stored, no source
@@ -282,6 +300,21 @@ def _thresholds_in_class_order(cfg: dict, classes: tuple[str, ...], config_file:
     return [float(t) for t in thresholds]
 
 
+def _threshold_table(cfg: dict, classes: tuple[str, ...], config_file: Path) -> dict[float, list[float]]:
+    """``thresholds_by_top_p`` as {p: thresholds in class order} (empty when the checkpoint has none)."""
+    table = cfg.get("thresholds_by_top_p") or {}
+    if not isinstance(table, dict):
+        raise CheckpointError(f"{config_file}: 'thresholds_by_top_p' must map p to per-class thresholds")
+    out = {}
+    for key, values in table.items():
+        try:
+            p = float(key)
+        except ValueError:
+            raise CheckpointError(f"{config_file}: 'thresholds_by_top_p' has a key {key!r} that is not a p") from None
+        out[p] = _thresholds_in_class_order({"thresholds": values}, classes, config_file)
+    return out
+
+
 def read_checkpoint_info(directory: str | os.PathLike) -> CheckpointInfo:
     """What ``config.json`` says about a checkpoint (run config, classes, thresholds, metrics...),
     validated, without reading the weights or building the model. The one reader of checkpoint
@@ -300,6 +333,7 @@ def read_checkpoint_info(directory: str | os.PathLike) -> CheckpointInfo:
     return CheckpointInfo(
         path=path, run_config=run_cfg, classes=classes,
         thresholds=_thresholds_in_class_order(cfg, classes, config_file), metrics=cfg.get("metrics") or {},
+        thresholds_by_top_p=_threshold_table(cfg, classes, config_file),
         versions=cfg.get("versions") or {}, text_encoder=TextEncoderRef.from_dict(cfg["text_encoder"], str(config_file)),
         metadata=cfg.get("metadata") or {},
     )

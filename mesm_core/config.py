@@ -392,6 +392,9 @@ class TrainConfig(_Section):
     # Model selection across the slider: the selection metric is the mean over these p of the validation metric,
     # thresholds tuned at each p (empty: model.top_p only). The checkpoint's thresholds stay model.top_p's.
     select_top_p: tuple[float, ...] = ()
+    # Decision thresholds per p: the best checkpoint also stores thresholds chosen on validation at each of these p
+    # (empty: one set, at model.top_p); evaluate, predict and the studio decide at p with the nearest p's set.
+    threshold_top_p: tuple[float, ...] = ()
 
     @property
     def saliency_from(self) -> Literal["self", "teacher"]:
@@ -415,7 +418,7 @@ class TrainConfig(_Section):
             out += check(getattr(self, name) >= 0, name, "be >= 0")
         low, high = (tuple(self.top_p_range) + (0.0, 0.0))[:2]
         out += check(len(self.top_p_range) == 2 and 0 < low <= high <= 1, "top_p_range", "be [low, high] with 0 < low <= high <= 1")
-        for name in ("keep_ratio_top_p", "select_top_p"):
+        for name in ("keep_ratio_top_p", "select_top_p", "threshold_top_p"):
             out += check(all(0 < p <= 1 for p in getattr(self, name)), name, "list values in (0, 1]")
         if not 0 <= self.keep_min_fraction <= self.keep_max_fraction <= 1:
             out.append(f"train.keep_min_fraction and keep_max_fraction must satisfy 0 <= min <= max <= 1 "

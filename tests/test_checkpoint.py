@@ -53,6 +53,22 @@ def test_round_trip_gives_identical_logits(tiny_mesm, tiny_batch, saved):
     assert "mesm_small" in (saved / "README.md").read_text()
 
 
+def test_thresholds_per_p_round_trip_and_resolve_to_the_nearest_p(tiny_mesm, tmp_path):
+    from mesm_core.evaluation.thresholds import resolve_thresholds
+
+    table = {0.3: [0.1] * 6, 0.7: [0.9] * 6}
+    folder = save_checkpoint(tiny_mesm, tmp_path / "table", thresholds=[0.5] * 6, thresholds_by_top_p=table)
+    from mesm_core.checkpoint import read_checkpoint_info
+
+    info = read_checkpoint_info(folder)
+    assert info.thresholds_by_top_p == table
+    assert info.thresholds_at(0.45) == ([0.1] * 6, 0.3) and info.thresholds_at(None) == ([0.5] * 6, None)
+    chosen, source = resolve_thresholds(info, "test", mode="checkpoint", top_p=0.9)
+    assert chosen == [0.9] * 6 and "at p = 0.7" in source
+    with pytest.raises(ValueError, match="3 thresholds for 6 classes"):
+        save_checkpoint(tiny_mesm, tmp_path / "bad", thresholds_by_top_p={0.5: [0.5] * 3})
+
+
 def test_backend_override_on_load(saved, tiny_mesm, tiny_batch):
     model, _ = load_checkpoint(saved, sparse_backend="masked")
     assert model.config.sparse_backend == "masked"

@@ -189,6 +189,16 @@ def test_checkpoint_thresholds_are_used(tmp_path, clips, media, models):
     assert "disgust" not in pred.predicted
 
 
+def test_thresholds_chosen_at_each_p_decide_at_the_nearest_p(tmp_path, clips, media, models):
+    table = {0.3: [0.0] * 6, 0.7: [1.0] * 6}
+    folder = models.make_checkpoint(tmp_path / "table", thresholds=[0.5] * 6, thresholds_by_top_p=table)
+    predictor = Predictor.load(folder, sparse_backend=BACKEND)
+    prepared = predictor.prepare(clips["face"], media.TRANSCRIPT)
+    low, high = predictor.run(prepared, 0.35), predictor.run(prepared, 0.9)
+    assert low.threshold_source == "checkpoint, chosen on validation at p = 0.3" and len(low.predicted) == 6
+    assert high.threshold_source == "checkpoint, chosen on validation at p = 0.7" and not high.predicted
+
+
 def test_fe2e_ignores_top_p_and_has_no_trace(tmp_path, clips, models):
     predictor = Predictor.load(models.make_checkpoint(tmp_path / "fe2e", preset="fe2e_small"))
     prepared = predictor.prepare(clips["face"], None)  # FE2E accepts the sidecar (or no) text

@@ -99,13 +99,15 @@ def evaluate_checkpoint(
             valid_predictions = predictions
         elif has_split(data_dir, "valid", model.config):
             valid_predictions = predict_split(model, data_dir, "valid", [p], device=device, batch_size=batch_size)[p]
-    chosen, source = resolve_thresholds(info, split, mode=thresholds, valid_predictions=valid_predictions)
+    deployed = (top_p if top_p is not None else model.config.top_p) if sparse else None
+    chosen, source = resolve_thresholds(info, split, mode=thresholds, valid_predictions=valid_predictions,
+                                        top_p=deployed)
     report = compute_metrics(predictions.probs, predictions.labels, chosen, model.config.classes,
                              dataset=family_of(model).dataset_name(data_dir))
     return EvaluationResult(
         checkpoint=str(getattr(info, "path", checkpoint)), split=split, report=report, threshold_source=source,
         flops_per_utterance=predictions.flops_per_utterance,
         dense_flops_per_utterance=predictions.dense_flops_per_utterance,
-        top_p=(top_p if top_p is not None else model.config.top_p) if sparse else None,
+        top_p=deployed,
         arch=model.config.arch, blocks=predictions.blocks, predictions=predictions,
     )

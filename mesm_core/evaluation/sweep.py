@@ -190,7 +190,8 @@ def sweep_top_p(
     source = ""
     for p in top_ps:
         mode = "valid" if valid is not None else "checkpoint"
-        chosen, source = resolve_thresholds(info, split, mode=mode, valid_predictions=None if valid is None else valid[p])
+        chosen, source = resolve_thresholds(info, split, mode=mode, valid_predictions=None if valid is None else valid[p],
+                                            top_p=p)
         if test[p].labels is None:
             raise UnlabelledSplitError(f"{data_dir}: the {split} split has no labels")
         report = compute_metrics(test[p].probs, test[p].labels, chosen, model.config.classes,
@@ -200,5 +201,7 @@ def sweep_top_p(
     metrics = tuple(rows[0].report.report_metrics)
     if valid is not None:
         source = "tuned on the valid split at each p"
+    elif getattr(info, "thresholds_by_top_p", None):
+        source = "checkpoint (chosen on validation at each p during training)"
     return SweepResult(split=split, checkpoint=str(getattr(info, "path", "")), threshold_source=source,
                        metrics=metrics, rows=rows)

@@ -32,18 +32,22 @@ def resolve_thresholds(
     *,
     mode: str = "auto",
     valid_predictions: SplitPredictions | None = None,
+    top_p: float | None = None,
 ) -> tuple[list[float], str]:
     """Per-class thresholds and where they came from.
 
-    mode ``checkpoint``: the checkpoint's (``info.thresholds``; error if absent); ``valid``: tuned on the
-    validation predictions; ``auto``: checkpoint if present, else validation. ``info`` None: a model without
-    a checkpoint (no saved thresholds).
+    mode ``checkpoint``: the checkpoint's (``info.thresholds_at(top_p)``: those chosen on validation at the nearest
+    p when the checkpoint stores a table per p, else its single set; error if absent); ``valid``: tuned on the
+    validation predictions; ``auto``: checkpoint if present, else validation. ``info`` None: a model without a
+    checkpoint (no saved thresholds).
     """
     if mode not in THRESHOLD_MODES:
         raise ThresholdError(f"unknown threshold mode {mode!r} (auto, checkpoint or valid)")
-    saved = info.thresholds if info is not None else None
+    saved, chosen_at = info.thresholds_at(top_p) if info is not None else (None, None)
     if mode in ("auto", "checkpoint") and saved is not None:
-        return [float(t) for t in saved], FROM_CHECKPOINT
+        source = FROM_CHECKPOINT if chosen_at is None else \
+            f"checkpoint (chosen on validation at p = {chosen_at:g} during training)"
+        return [float(t) for t in saved], source
     if mode == "checkpoint":
         raise ThresholdError(f"{info.path if info is not None else 'checkpoint'}: has no thresholds; use --thresholds valid")
     if valid_predictions is None or valid_predictions.labels is None:

@@ -55,6 +55,9 @@ class Predictor:
         self.device = device
         self.checkpoint = str(info.path) if info is not None and checkpoint == "<in-memory>" else str(checkpoint)
         self.classes: tuple[str, ...] = tuple(classes or (info.classes if info is not None else model.config.classes))
+        # thresholds chosen on validation at each p (a checkpoint trained for the whole slider), unless given
+        self._threshold_table: dict[float, list[float]] = (
+            dict(info.thresholds_by_top_p) if thresholds is None and info is not None else {})
         if thresholds is None and info is not None and info.thresholds is not None:
             thresholds = dict(zip(self.classes, info.thresholds))
         self.thresholds: dict[str, float] | None = (
@@ -214,7 +217,11 @@ class Predictor:
         logits = out.logits[0].float().cpu().numpy()
         probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
         notes = list(prepared.notes)
-        if self.thresholds:
+        if self._threshold_table and top_p is not None:
+            chosen_at = min(self._threshold_table, key=lambda q: (abs(q - top_p), -q))
+            thresholds = dict(zip(classes, self._threshold_table[chosen_at]))
+            threshold_source = f"checkpoint, chosen on validation at p = {chosen_at:g}"
+        elif self.thresholds:
             thresholds = {c: float(self.thresholds.get(c, DEFAULT_THRESHOLD)) for c in classes}
             threshold_source = "checkpoint"
         else:

@@ -22,6 +22,7 @@ def save_model(
     cfg: RunConfig,
     thresholds: list[float] | None = None,
     metrics: dict[str, Any] | None = None,
+    thresholds_by_top_p: dict[float, list[float]] | None = None,
 ) -> None:
     """Checkpoint via ``save_checkpoint``. ``metrics`` (e.g. the validation report of ``best``) goes to
     config.json["metadata"]["validation"]; a flat summary of its averages to config.json["metrics"]."""
@@ -34,4 +35,5 @@ def save_model(
         if "epoch" in metrics:
             summary["epoch"] = metrics["epoch"]
         metadata["validation"] = metrics
-    save_checkpoint(model, directory, run_config=cfg, thresholds=thresholds, metrics=summary, **metadata)
+    save_checkpoint(model, directory, run_config=cfg, thresholds=thresholds, metrics=summary,
+                    thresholds_by_top_p=thresholds_by_top_p, **metadata)

@@ -315,13 +315,24 @@ class Trainer:
         barrier(self.dist)
 
     def save_best(self, report: MetricsReport, epoch: int) -> None:
+        table = self.threshold_table()
         if self.is_main:
             with atomic_directory(self.run_dir / "best") as tmp:
                 checkpointing.save_model(
                     self.model, tmp, self.cfg, thresholds=report.thresholds,
-                    metrics={"split": "valid", "epoch": epoch + 1, **report.to_dict()},
+                    metrics={"split": "valid", "epoch": epoch + 1, **report.to_dict()}, thresholds_by_top_p=table,
                 )
         barrier(self.dist)
+
+    def threshold_table(self) -> dict[float, list[float]]:
+        """Per-class thresholds chosen on validation at each p of ``train.threshold_top_p`` (one pass; MESM), so a
+        checkpoint used across the slider decides at every p with thresholds chosen at that p. Empty without."""
+        top_ps = [float(p) for p in self.cfg.train.threshold_top_p]
+        if not top_ps or not self.model.supports_top_p:
+            return {}
+        results = collect_top_ps(self.model, self.eval_loaders["valid"], self.device, top_ps, amp=self.use_amp,
+                                 amp_dtype=self.amp_dtype, dist_info=self.dist, order=self.valid_ids)
+        return {p: [float(t) for t in choose_thresholds(r.probs, r.labels)] for p, r in results.items()}
 
     # --- steps --------------------------------------------------------------------------------------
 
