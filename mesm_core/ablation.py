@@ -34,7 +34,7 @@ __all__ = ["Piece", "PIECES", "Variant", "VARIANTS", "summarise", "format_markdo
 
 DEPLOYED_P = 0.7
 SLIDER_P = (0.3, 0.5, 0.7, 0.9, 1.0)
-EPOCHS = 4
+EPOCHS = 6
 
 # Every variant starts from these settings (warm start from FE2E, the paper's plain selection with the
 # straight-through gate, no selection losses), so the rows do not depend on the preset's defaults.
@@ -46,7 +46,10 @@ COMMON = (*TRAIN, "model.attention_mode=straight_through", f"model.top_p={DEPLOY
           "train.top_p_warmup_epochs=0", "train.top_p_anneal_epochs=0", "train.top_p_sampling=fixed",
           "train.attention_lr_factor=1", "train.distill_weight=0", "train.keep_ratio_audio=0",
           "train.keep_ratio_visual=0", "model.bn_top_p=[]", "train.bn_calibration_batches=0", "train.select_top_p=[]",
-          "model.attention_query=text", "model.detach_scorer_input=false", "train.gate_every=1")
+          "model.attention_query=text", "model.detach_scorer_input=false", "train.gate_every=1",
+          # every MESM row decides at each p with thresholds chosen on validation at that p (a decision rule, not
+          # training: the rows then differ only in how they were trained)
+          "train.threshold_top_p=[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0]")
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,8 @@ class Piece:
 PIECES: tuple[Piece, ...] = (
     Piece("sampling", "p drawn per step from [0.2, 1] and selection on validation at p = 0.3 and 0.7",
           ("train.top_p_sampling=uniform", "train.top_p_range=[0.2,1.0]", "train.select_top_p=[0.3,0.7]")),
-    Piece("bn_regimes", "BN statistics per p regime (0.1 … 1.0), re-estimated before each validation",
-          ("model.bn_top_p=[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0]", "train.bn_calibration_batches=8")),
+    Piece("bn_regimes", "BN statistics per p regime (0.1 … 1.0), re-estimated on 4 training batches before each "
+          "validation", ("model.bn_top_p=[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0]", "train.bn_calibration_batches=4")),
     Piece("keep_ratio", "keep-ratio budget: the nucleus at p keeps ρ·p² of the cells (ρ = 0.6 audio, 1.0 faces)",
           ("train.keep_ratio_audio=0.6", "train.keep_ratio_visual=1.0", "train.keep_ratio_power=2",
            "train.keep_ratio_weight=30")),
@@ -75,6 +78,9 @@ PIECES: tuple[Piece, ...] = (
     Piece("detach_scorer", "the selection losses train the scorer only (its input features detached)",
           ("model.detach_scorer_input=true",)),
     Piece("safety_floor", "a 5 % safety floor per frame", ("model.min_keep_audio=0.05", "model.min_keep_visual=0.05")),
+    Piece("context_scorer", "the context scorer (3×3 neighbourhood + the frame's mean feature)",
+          ("model.attention_scorer=context",)),
+    Piece("attention_lr", "the attention layers at 3 × the learning rate", ("train.attention_lr_factor=3",)),
 )
 
 
@@ -119,6 +125,9 @@ def _variants() -> tuple[Variant, ...]:
                 tuple(o for o in recipe if not o.startswith("train.saliency_"))
                 + ("train.saliency_source=self", "train.saliency_weight=0.5", "train.saliency_power=2",
                    "train.saliency_at=dense", "train.dense_step_every=4"), teacher=True),
+        Variant("slider, gate 1 in 4", "the recipe with the keep gate on every 4th step only (the others on the fast "
+                "sparse path; the attention learns there from the selection losses)", recipe + ("train.gate_every=4",),
+                teacher=True),
     ]
     for piece in PIECES:
         overrides = _recipe(without=piece.name)
