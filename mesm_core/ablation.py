@@ -69,8 +69,9 @@ PIECES: tuple[Piece, ...] = (
     Piece("keep_ratio", "keep-ratio budget: the nucleus at p keeps ρ·p² of the cells (ρ = 0.6 audio, 1.0 faces)",
           ("train.keep_ratio_audio=0.6", "train.keep_ratio_visual=1.0", "train.keep_ratio_power=2",
            "train.keep_ratio_weight=30")),
+    # "auto" is the teacher's saliency here (every slider row has --distill-from FE2E), as in the preset
     Piece("teacher_saliency", "teacher saliency target (FE2E Grad × Input, γ = 2, λ = 0.5, every step)",
-          ("train.saliency_source=teacher", "train.saliency_weight=0.5", "train.saliency_power=2",
+          ("train.saliency_source=auto", "train.saliency_weight=0.5", "train.saliency_power=2",
            "train.saliency_at=all")),
     Piece("distill", "distillation from FE2E's probabilities (weight 1)", ("train.distill_weight=1.0",)),
     Piece("posterior_query", "attention query = text CLS + the detached posterior of the earlier branches",
@@ -105,7 +106,7 @@ def _recipe(without: str | None = None) -> tuple[str, ...]:
 
 
 def _uses_teacher(overrides: Sequence[str]) -> bool:
-    return any(o in overrides for o in ("train.saliency_source=teacher", "train.distill_weight=1.0"))
+    return any(o in overrides for o in ("train.saliency_source=auto", "train.distill_weight=1.0"))
 
 
 def _variants() -> tuple[Variant, ...]:
