@@ -128,7 +128,7 @@ def test_p_one_equals_dense_blocks(mode, seeded):
     branch = model.branches["visual"]
     with torch.no_grad():
         dense = model.encode_dense(batch)["visual"]
-        query = torch.zeros(dense.shape[0], model.text_encoder.hidden_size)
+        query = torch.zeros(dense.shape[0], branch.sparse.attention[0].query_dim)
         sparse = branch.sparse(dense, query, 1.0, model.config, return_trace=False).features
         x = dense
         for block in branch.sparse.blocks:
@@ -161,7 +161,9 @@ def test_context_scorer_and_smoothing_are_counted_and_validated(seeded):
         with torch.no_grad():
             out = model(batch, top_p=1.0)
         flops[scorer] = {r.name: r.dense for r in out.flops.layers if r.modality == "visual" and r.name == "attention1"}
-    c, k, cells, d = 16, 16, 24 * 24, model.text_encoder.hidden_size
+    c, k, cells = 16, 16, 24 * 24
+    d = model.branches["visual"].sparse.attention[0].query_dim   # the text CLS + the earlier branches' posterior
+    assert d == model.text_encoder.hidden_size + 2 * len(model.classes)
     n = int(batch.faces.shape[0])
     assert flops["cell"]["attention1"] == n * (cells * 2 * (c * k + k) + 2 * d * k)
     assert flops["context"]["attention1"] == n * (cells * 2 * (9 * c * k + k) + 2 * (d + c) * k)
@@ -252,7 +254,7 @@ def test_keep_band_penalty_is_zero_inside_the_band_and_pushes_back_outside():
 
 def test_top_p_schedule_holds_one_then_anneals_to_the_target():
     cfg = mesm_core.get_preset("mesm_small")
-    cfg.model.top_p = 0.5
+    cfg.model.top_p, cfg.train.top_p_sampling = 0.5, "fixed"
     assert top_p_at(cfg, 0, 100) == 0.5                  # no schedule: the target throughout
     cfg.train.top_p_warmup_epochs, cfg.train.top_p_anneal_epochs = 1.0, 2.0
     values = [top_p_at(cfg, step, 100) for step in range(0, 401, 10)]
@@ -314,6 +316,7 @@ def test_plan_step_gates_every_kth_step_and_every_self_saliency_step():
     gates = [plan_step(cfg, step, 100).inputs["straight_through"] for step in range(9)]
     assert gates == [True, False, False] * 3
     cfg.train.saliency_weight, cfg.train.saliency_source, cfg.train.dense_step_every = 1.0, "self", 2
+    cfg.train.saliency_at = "dense"
     plans = [plan_step(cfg, step, 100) for step in range(6)]
     assert [p.self_saliency for p in plans] == [False, True] * 3
     assert all(p.inputs["straight_through"] for p in plans if p.self_saliency)

@@ -132,7 +132,9 @@ def map_weights(
             if dense and dense.group(3) in ("0", "3") and dense.group(4) == "bias" and int(dense.group(2)) >= first_sparse_source:
                 out[key] = torch.zeros_like(expected[key])
     report.copied = sorted(out)
-    report.fresh = sorted(k for k in expected if k not in out and not k.startswith("text_encoder.model."))
+    # a BN's regime grid is set by the model's config, not learned: it needs no source
+    report.fresh = sorted(k for k in expected if k not in out and not k.startswith("text_encoder.model.")
+                          and not k.endswith(".regime_top_p"))
     return out, report
 
 

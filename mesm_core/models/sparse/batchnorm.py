@@ -150,7 +150,7 @@ class RegimeBatchNorm(ActiveBatchNorm):
             state_dict[prefix + "regime_top_p"] = self.regime_top_p.clone()
         key = prefix + "regime_top_p"
         if key in state_dict and tuple(state_dict[key].shape) == tuple(self.regime_top_p.shape) and not torch.allclose(
-                state_dict[key].float(), self.regime_top_p):
+                state_dict[key].double(), self.regime_top_p.double()):
             error_msgs.append(f"{key}: the checkpoint's BN regimes {state_dict[key].tolist()} differ from the model's "
                               f"{list(self._top_ps)} (model.bn_top_p)")
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
