@@ -147,6 +147,10 @@ class ModelConfig(_Section):
     # The attention scorer reads the block's input features detached (true): the selection losses then train the
     # scorer only, never reshape the CNN's features (the task loss still trains them through the kept cells).
     detach_scorer_input: bool = False
+    # Training-only linear classifiers on each block's attention-pooled input (Σ_j a_j x_j → class logits, trained with
+    # the labels through train.attention_pool_weight): the attention learns to put its mass where the class evidence
+    # is (attention-based MIL pooling). Not used at inference; their weights travel in the checkpoint.
+    attention_pool_head: bool = False
     # The attention query: "text" (the paper: the transcript's CLS) or "text+posterior" (the CLS plus the detached
     # class posterior of the branches computed before this one: text for audio; text and audio for faces).
     attention_query: Literal["text", "text+posterior"] = "text"
@@ -389,6 +393,9 @@ class TrainConfig(_Section):
     # statistics on this many training batches at its p, no labels and no gradient (US-Nets); 0 = only the
     # running averages of the steps that happened to run near each p.
     bn_calibration_batches: int = 0
+    # Weight of the attention-pooling classification loss (needs model.attention_pool_head): BCE of each block's
+    # attention-pooled logits (mean over an utterance's frames) against the labels, mean over blocks.
+    attention_pool_weight: float = 0.0
     # Model selection across the slider: the selection metric is the mean over these p of the validation metric,
     # thresholds tuned at each p (empty: model.top_p only). The checkpoint's thresholds stay model.top_p's.
     select_top_p: tuple[float, ...] = ()
@@ -414,7 +421,7 @@ class TrainConfig(_Section):
         out += check(self.attention_lr_factor > 0, "attention_lr_factor", "be > 0")
         for name in ("top_p_warmup_epochs", "top_p_anneal_epochs", "distill_weight", "keep_band_weight",
                      "saliency_weight", "dense_step_every", "gate_every", "keep_ratio_audio", "keep_ratio_visual",
-                     "keep_ratio_weight", "bn_calibration_batches"):
+                     "keep_ratio_weight", "bn_calibration_batches", "attention_pool_weight"):
             out += check(getattr(self, name) >= 0, name, "be >= 0")
         low, high = (tuple(self.top_p_range) + (0.0, 0.0))[:2]
         out += check(len(self.top_p_range) == 2 and 0 < low <= high <= 1, "top_p_range", "be [low, high] with 0 < low <= high <= 1")
@@ -458,6 +465,8 @@ class RunConfig:
             out.append("train.saliency_source=self needs model.attention_mode=straight_through (it reads the keep gates)")
         elif train.saliency_weight > 0 and self.model.attention_mode == "reference":
             out.append("train.saliency_weight > 0 needs a trainable attention (not model.attention_mode=reference)")
+        if train.attention_pool_weight > 0 and not getattr(self.model, "attention_pool_head", False):
+            out.append("train.attention_pool_weight > 0 needs model.attention_pool_head=true")
         if train.saliency_weight > 0 and train.saliency_from == "teacher" and not train.distill_from:
             out.append("train.saliency_source=teacher needs a dense teacher: --distill-from CHECKPOINT")
         if self.is_baseline:

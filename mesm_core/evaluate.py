@@ -47,11 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="MESM top-p for a single evaluation, or a list for a sweep: 0.1,0.2,...,1.0")
     parser.add_argument("--sweep-thresholds", choices=("valid", "checkpoint"), default="valid",
                         help="sweep: re-tune thresholds on valid at each p (default) or keep the checkpoint's")
-    parser.add_argument("--fe2e-checkpoint", type=Path, default=None, help="FE2E checkpoint for the sweep's reference")
+    parser.add_argument("--fe2e-checkpoint", type=Path, default=None,
+                        help="a dense reference (FE2E): evaluated on the same split, with a paired bootstrap of "
+                             "macro-F1 against it at the evaluated p and at every p of a sweep")
     parser.add_argument("--cues", choices=("auto", "off"), default="auto",
                         help="attention-on-cue report for MESM on data with cue masks (auto)")
     parser.add_argument("--cue-rule", choices=CUE_CELL_RULES, default=CUE_CELL_RULE,
                         help="a grid cell is cue when at least half (majority) / any of its pixels are cue")
+    parser.add_argument("--fixed-map-data", type=Path, default=None,
+                        help="cue report: the cache whose train split gives the fixed-map baseline (default --data)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--progress", action="store_true", help="progress bars")
@@ -109,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, info = load_checkpoint(args.checkpoint, map_location=device)
         report = run_evaluation(args.checkpoint, args.data, args.split, thresholds=args.thresholds, top_ps=top_ps,
                                 sweep_thresholds=args.sweep_thresholds, fe2e_checkpoint=args.fe2e_checkpoint,
-                                cues=args.cues == "auto", cue_rule=args.cue_rule, device=device,
+                                cues=args.cues == "auto", cue_rule=args.cue_rule,
+                                fixed_map_data=args.fixed_map_data, device=device,
                                 batch_size=args.batch_size, progress=args.progress, model=model, info=info)
     except MesmError as exc:  # a wrong checkpoint, data or option found on the way: one line
         print(f"error: {exc}", file=sys.stderr)

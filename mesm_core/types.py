@@ -268,6 +268,7 @@ class SelectionState:
     kept: torch.Tensor
     active: torch.Tensor
     gate: torch.Tensor | None = None
+    pooled_logits: torch.Tensor | None = None   # (N, classes) with model.attention_pool_head: Σ_j a_j x_j → a classifier
 
 
 @dataclass

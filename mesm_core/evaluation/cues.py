@@ -179,10 +179,11 @@ def cue_attention_report(
     cell_rule: str = CUE_CELL_RULE,
     fixed_map_split: str | None = "train",
     fixed_map_items: int | None = 240,
+    fixed_map_data: str | Path | None = None,
 ) -> CueReport | None:
     """Attention mass / kept cells inside the ground-truth cue regions per sparse block and modality, with the
-    fixed-map baseline (the mean attention over the first ``fixed_map_items`` utterances of ``fixed_map_split``;
-    None or a missing split: no baseline) and the per-class rows.
+    fixed-map baseline (the mean attention over the first ``fixed_map_items`` utterances of ``fixed_map_split`` of
+    ``fixed_map_data``, by default ``data_dir``; None or a missing split: no baseline) and the per-class rows.
 
     Returns None when the split has no cue masks or the model is not MESM. Items (frames / chunks)
     whose grid has no cue cell are skipped (their chance is 0). ``max_items`` caps utterances.
@@ -197,7 +198,10 @@ def cue_attention_report(
         return None
     p = float(model.config.top_p if top_p is None else top_p)
     notes = []
-    fixed, source = _fixed_maps(model, data_dir, fixed_map_split, fixed_map_items, p, device, batch_size)
+    fixed, source = _fixed_maps(model, fixed_map_data or data_dir, fixed_map_split, fixed_map_items, p, device,
+                                batch_size)
+    if source and fixed_map_data is not None:
+        source += f" of {fixed_map_data}"
     tallies: dict[tuple, CueTally] = {}
     grids: dict[tuple[str, int], tuple[int, int]] = {}
     seen = 0

@@ -32,6 +32,7 @@ def run_evaluation(
     fe2e_checkpoint: str | Path | None = None,
     cues: bool = True,
     cue_rule: str = CUE_CELL_RULE,
+    fixed_map_data: str | Path | None = None,
     device: str | torch.device = "cpu",
     batch_size: int = 16,
     progress: bool = False,
@@ -41,7 +42,8 @@ def run_evaluation(
     """One value in ``top_ps`` is the p of the evaluation; several make a sweep (MESM only) next to the evaluation
     at the model's own p. ``fe2e_checkpoint``: a dense reference, evaluated on the same split, with a paired
     bootstrap of macro-F1 against it at the evaluated p and at every p of the sweep. ``cues``: add the cue report
-    when the model is MESM and the split has cue masks."""
+    when the model is MESM and the split has cue masks; its fixed-map baseline comes from the train split of
+    ``fixed_map_data`` (default ``data_dir``)."""
     if model is None:
         from mesm_core.loading import load_checkpoint
 
@@ -67,7 +69,7 @@ def run_evaluation(
                 row.vs_fe2e = compare_with(row.predictions, row.report, report.fe2e.predictions, report.fe2e.report)
     if cues:
         report.cues = cue_attention_report(model, data_dir, split, top_p=single_p, device=device,
-                                           batch_size=batch_size, cell_rule=cue_rule)
+                                           batch_size=batch_size, cell_rule=cue_rule, fixed_map_data=fixed_map_data)
     return report
 
 

@@ -53,17 +53,21 @@ class SparseStage(nn.Module):
     def __init__(
         self, in_channels: int, block_channels: tuple[int, ...], pools: tuple[bool, ...], query_dim: int,
         scorer: str = "cell", smoothing: int = 0, hidden: int = 0, min_keep: float = 0.0,
-        bn_top_ps: tuple[float, ...] = (),
+        bn_top_ps: tuple[float, ...] = (), pool_head_classes: int = 0,
     ) -> None:
         super().__init__()
         self.min_keep = min_keep
         self.attention = nn.ModuleList()
         self.blocks = nn.ModuleList()
+        # training-only classifiers on the attention-pooled block inputs (model.attention_pool_head)
+        self.pool_heads = nn.ModuleList() if pool_head_classes else None
         c_in = in_channels
         for c_out, pool in zip(block_channels, pools):
             self.attention.append(CrossModalAttention(c_in, query_dim, hidden=hidden or None, scorer=scorer,
                                                       smoothing=smoothing))
             self.blocks.append(SparseVGGBlock(c_in, c_out, pool, bn_top_ps))
+            if self.pool_heads is not None:
+                self.pool_heads.append(nn.Linear(c_in, pool_head_classes))
             c_in = c_out
 
     def forward(
@@ -126,7 +130,11 @@ class SparseStage(nn.Module):
             if gated:
                 gate = keep_gate(log_probs, kept, active, config.keep_temperature)
         if self.training:
-            out.selections.append(SelectionState(log_probs=log_probs, kept=kept, active=active, gate=gate))
+            pooled = None
+            if self.pool_heads is not None:   # Σ_j a_j x_j over the block's active cells → class logits per frame
+                pooled = self.pool_heads[index]((probs[:, None].to(scored.dtype) * scored).sum(dim=(2, 3)))
+            out.selections.append(SelectionState(log_probs=log_probs, kept=kept, active=active, gate=gate,
+                                                 pooled_logits=pooled))
         out.counts.append(SparseBlockCounts(
             index=index + 1, c_in=block.in_channels, c_out=block.out_channels,
             attention_hidden=attention.hidden, query_dim=attention.query_dim, n_items=n, grid=grid,
@@ -170,7 +178,8 @@ class MESM(MultimodalModel):
             branch.sparse = SparseStage(branch.dense_shape[0], channels, pools, query_dim,
                                         scorer=config.attention_scorer, smoothing=config.attention_smoothing,
                                         hidden=hidden, min_keep=getattr(config, f"min_keep_{modality}"),
-                                        bn_top_ps=tuple(config.bn_top_p))
+                                        bn_top_ps=tuple(config.bn_top_p),
+                                        pool_head_classes=len(config.classes) if config.attention_pool_head else 0)
 
     def query_sources(self, modality: str) -> tuple[str, ...]:
         """The branches whose class posterior joins ``modality``'s attention query (empty: the paper's text CLS)."""

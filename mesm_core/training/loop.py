@@ -353,7 +353,7 @@ class Trainer:
         teacher_logits = None
         if self.teacher_targets is not None and train.distill_weight > 0:
             teacher_logits = self.teacher_targets.batch_logits(batch, self.device)
-        aux = selection_losses(self.cfg, output, teacher_logits, targets)
+        aux = selection_losses(self.cfg, output, teacher_logits, targets, batch)
         loss = task_loss + sum(aux.values()) if aux else task_loss
         for name, value in {"task": task_loss, **aux}.items():
             self.state.epoch_aux_sums[name] = self.state.epoch_aux_sums.get(name, 0.0) + float(value.detach())

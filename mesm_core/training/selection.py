@@ -19,7 +19,8 @@ from mesm_core.config import RunConfig
 from mesm_core.types import ModelOutput
 
 __all__ = ["StepPlan", "top_p_at", "saliency_on", "plan_step", "keep_band_penalty", "keep_ratio_penalty",
-           "distillation_loss", "teacher_saliency", "self_saliency", "saliency_loss", "selection_losses"]
+           "attention_pool_loss", "distillation_loss", "teacher_saliency", "self_saliency", "saliency_loss",
+           "selection_losses"]
 
 
 def top_p_at(cfg: RunConfig, step: int, steps_per_epoch: int) -> float:
@@ -216,13 +217,34 @@ def keep_ratio_penalty(output: ModelOutput, ratios: dict[str, float], top_ps: tu
     return torch.stack(terms).mean()
 
 
+def attention_pool_loss(output: ModelOutput, labels: torch.Tensor, lengths: dict[str, torch.Tensor]) -> torch.Tensor:
+    """mean over modalities and blocks of BCE(mean over an utterance's frames of the block's attention-pooled logits,
+    labels): the attention is rewarded for putting its mass on the cells that tell the classes apart (attention-based
+    MIL pooling, Ilse et al. 2018). ``lengths``: modality → frames/chunks per utterance (B,)."""
+    terms = []
+    for modality, blocks in output.selections.items():
+        count = lengths[modality].to(labels.device)
+        utterance = torch.repeat_interleave(torch.arange(len(count), device=labels.device), count)
+        have = count > 0
+        for state in blocks:
+            if state.pooled_logits is None or state.pooled_logits.shape[0] == 0:
+                continue
+            logits = state.pooled_logits.float()
+            summed = logits.new_zeros(len(count), logits.shape[1]).index_add_(0, utterance, logits)
+            mean = summed[have] / count[have, None].to(logits.dtype)
+            terms.append(F.binary_cross_entropy_with_logits(mean, labels[have].float()))
+    if not terms:
+        return torch.zeros((), device=labels.device)
+    return torch.stack(terms).mean()
+
+
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
     """BCE of the student's logits against the teacher's probabilities (multi-label), mean over classes."""
     return F.binary_cross_entropy_with_logits(student_logits.float(), torch.sigmoid(teacher_logits.float()))
 
 
 def selection_losses(cfg: RunConfig, output: ModelOutput, teacher_logits: torch.Tensor | None,
-                     saliency_targets: dict[str, list[torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+                     saliency_targets: dict[str, list[torch.Tensor]] | None = None, batch=None) -> dict[str, torch.Tensor]:
     """The configured auxiliary losses, already weighted: {"saliency", "keep_ratio", "keep_band", "distill"} (only
     those on). λ of the saliency loss means the same for either source: λ · mean over blocks of the CE.
 
@@ -240,6 +262,9 @@ def selection_losses(cfg: RunConfig, output: ModelOutput, teacher_logits: torch.
         losses["keep_band"] = train.keep_band_weight * keep_band_penalty(
             output, cfg.model.top_p, train.keep_min_fraction, train.keep_max_fraction
         )
+    if batch is not None and output.selections and train.attention_pool_weight > 0:
+        lengths = {"visual": batch.face_lengths, "audio": batch.chunk_lengths}
+        losses["attention_pool"] = train.attention_pool_weight * attention_pool_loss(output, batch.labels, lengths)
     if teacher_logits is not None and train.distill_weight > 0:
         losses["distill"] = train.distill_weight * distillation_loss(output.logits, teacher_logits)
     return losses
