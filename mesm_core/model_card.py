@@ -242,7 +242,9 @@ def render_model_card(directory: Path, command: str, fe2e=None) -> str:
         _per_class_table(evaluation), "",
         f"Feature-extraction FLOPs per test utterance (face + audio CNNs and attention; 2 × multiply-adds, per "
         f"utterance, docs/deviations.md): **{evaluation.flops_per_utterance / 1e9:.3f} G** "
-        f"(dense count: {evaluation.dense_flops_per_utterance / 1e9:.3f} G).",
+        f"(dense count: {evaluation.dense_flops_per_utterance / 1e9:.3f} G)"
+        + (": " + ", ".join(f"{k} {v / 1e9:.3f} G" for k, v in evaluation.flops_parts.items())
+           if evaluation.flops_parts else "") + ".",
     ]
     if model["arch"] == "mesm":
         lines += _sparse_sections(report, fe2e)

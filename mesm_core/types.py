@@ -232,6 +232,17 @@ class FlopsReport:
             out[row.modality] = (d + row.dense, a + row.actual)
         return out
 
+    def by_part(self) -> dict[str, float]:
+        """Actual FLOPs per ``"<modality> <part>"``, part ∈ dense CNN (stem and dense blocks), attention (the
+        scorers), sparse blocks: where the cost of a selection goes."""
+        out: dict[str, float] = {}
+        for row in self.layers:
+            part = ("attention" if row.name.startswith("attention") else
+                    "sparse blocks" if row.name.startswith("sparse") else "dense CNN")
+            key = f"{row.modality} {part}"
+            out[key] = out.get(key, 0.0) + float(row.actual)
+        return out
+
 
 @dataclass
 class SparseBlockTrace:

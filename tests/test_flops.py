@@ -95,3 +95,16 @@ def test_mesm_report_rows_and_sparse_savings(seeded):
     assert row.actual == pytest.approx(2 * float(active_neighbour_count(kept)) * (c_in * c_out + c_out * c_out))
     assert sparse.flops.actual < full.flops.actual <= full.flops.dense
     assert sparse.flops.dense == full.flops.dense
+
+
+def test_flops_by_part_adds_up_to_the_actual_count(seeded):
+    import mesm_core
+
+    model = mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random").eval()
+    batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
+    with torch.no_grad():
+        report = model(batch, top_p=0.4).flops
+    parts = report.by_part()
+    assert set(parts) == {f"{m} {p}" for m in ("audio", "visual") for p in ("dense CNN", "attention", "sparse blocks")}
+    assert sum(parts.values()) == pytest.approx(report.actual)
+    assert all(v > 0 for v in parts.values())

@@ -422,3 +422,26 @@ def test_paper_rule_toggle_and_floor_report(seeded):
     assert all(not t.floor_decided.any() for t in paper.trace["visual"])
     assert floors.trace["visual"][0].floor_decided.all()      # random attention: 0.3 of the mass < 60 % of cells
     assert floors.flops.actual > paper.flops.actual
+
+
+def test_attention_pool_heads_reward_attention_on_discriminative_cells(seeded):
+    from mesm_core.training.selection import attention_pool_loss
+
+    model = _mesm(attention_pool_head=True, detach_scorer_input=True).train()
+    batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
+    out = model(batch, top_p=0.5)
+    states = out.selections["visual"]
+    assert all(s.pooled_logits.shape == (batch.faces.shape[0], len(model.classes)) for s in states)
+    loss = attention_pool_loss(out, batch.labels, {"visual": batch.face_lengths, "audio": batch.chunk_lengths})
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    grads = _attention_grads(model)
+    assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if "visual.sparse.attention.0." in n)
+    stem = model.branches["visual"].cnn.stem[0].weight.grad
+    assert stem is None or float(stem.abs().sum()) == 0.0          # detached scorer input: the CNN is untouched
+    with torch.no_grad():
+        assert not model.eval()(batch, top_p=0.5).selections       # inference: no heads, no selections
+    bad = mesm_core.get_preset("mesm_small")
+    bad.train.attention_pool_weight = 1.0
+    with pytest.raises(ValueError, match="attention_pool_head"):
+        bad.validate()

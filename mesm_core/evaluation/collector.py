@@ -44,6 +44,11 @@ class SplitPredictions:
     loss: float | None = None
     extra: dict = field(default_factory=dict)
     blocks: list[BlockKeep] = field(default_factory=list)
+    flops_parts: dict[str, float] = field(default_factory=dict)   # "<modality> <part>" → FLOPs summed over the split
+
+    @property
+    def flops_parts_per_utterance(self) -> dict[str, float]:
+        return {k: v / max(1, self.n) for k, v in self.flops_parts.items()}
 
     @property
     def n(self) -> int:
@@ -112,7 +117,8 @@ def collect_top_ps(
     was_training = model.training
     model.eval()
     shards: dict[Any, dict[str, Any]] = {
-        p: {"ids": [], "probs": [], "labels": [], "dense": 0.0, "actual": 0.0, "loss": 0.0, "keep": {}} for p in top_ps
+        p: {"ids": [], "probs": [], "labels": [], "dense": 0.0, "actual": 0.0, "loss": 0.0, "keep": {}, "parts": {}}
+        for p in top_ps
     }
     try:
         for batch in batches:
@@ -130,6 +136,8 @@ def collect_top_ps(
                 shard["ids"].extend(batch.ids)
                 shard["dense"] += float(output.flops.dense)
                 shard["actual"] += float(output.flops.actual)
+                for part, value in output.flops.by_part().items():
+                    shard["parts"][part] = shard["parts"].get(part, 0.0) + value
                 if keep_stats:
                     shard["keep"] = merge_tallies([shard["keep"], tally_trace(output.trace)])
     finally:
@@ -175,6 +183,8 @@ def _merge(shards: list[dict], order: list[str] | None, with_loss: bool) -> Spli
         flops_actual=sum(s["actual"] for s in shards),
         loss=loss,
         blocks=keep_rows(merge_tallies(s.get("keep", {}) for s in shards)),
+        flops_parts={k: sum(s.get("parts", {}).get(k, 0.0) for s in shards)
+                     for k in sorted({k for s in shards for k in s.get("parts", {})})},
     )
 
 

@@ -99,6 +99,8 @@ def format_evaluation(report: EvaluationReport) -> str:
     if result.dense_flops_per_utterance > 0:  # the baselines compute no feature-extraction FLOPs themselves
         lines.append(f"feature-extraction FLOPs per utterance: {result.flops_per_utterance / 1e9:.4f} G "
                      f"(dense {result.dense_flops_per_utterance / 1e9:.4f} G)")
+    if result.flops_parts:
+        lines.append("by part (G per utterance): " + ", ".join(f"{k} {v / 1e9:.4f}" for k, v in result.flops_parts.items()))
     if result.blocks:
         lines.append("kept share of each sparse block's grid (share of frames a keep floor decided): " + ", ".join(
             f"{b.modality} {b.block} {b.kept_share:.1%} ({b.floor_decided_share:.0%})" for b in result.blocks))

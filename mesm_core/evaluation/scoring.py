@@ -19,7 +19,7 @@ from mesm_core.metrics import MetricsReport, compute_metrics
 __all__ = ["EvaluationResult", "UnlabelledSplitError", "evaluate_checkpoint"]
 
 _META_KEYS = ("checkpoint", "split", "arch", "top_p", "threshold_source", "flops_per_utterance",
-              "dense_flops_per_utterance", "blocks")
+              "dense_flops_per_utterance", "blocks", "flops_parts")
 
 
 class UnlabelledSplitError(InputError, ValueError):
@@ -41,6 +41,7 @@ class EvaluationResult:
     top_p: float | None
     arch: str
     blocks: list[BlockKeep] = field(default_factory=list)
+    flops_parts: dict[str, float] = field(default_factory=dict)   # per utterance, "<modality> <part>"
     predictions: SplitPredictions | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,6 +54,7 @@ class EvaluationResult:
             "flops_per_utterance": self.flops_per_utterance,
             "dense_flops_per_utterance": self.dense_flops_per_utterance,
             **({"blocks": [b.to_dict() for b in self.blocks]} if self.blocks else {}),
+            **({"flops_parts": dict(self.flops_parts)} if self.flops_parts else {}),
             **self.report.to_dict(),
         }
 
@@ -63,7 +65,8 @@ class EvaluationResult:
         return cls(checkpoint=data["checkpoint"], split=data["split"], report=report,
                    threshold_source=data["threshold_source"], flops_per_utterance=float(data["flops_per_utterance"]),
                    dense_flops_per_utterance=float(data["dense_flops_per_utterance"]), top_p=data.get("top_p"),
-                   arch=data["arch"], blocks=[BlockKeep.from_dict(b) for b in data.get("blocks", [])])
+                   arch=data["arch"], blocks=[BlockKeep.from_dict(b) for b in data.get("blocks", [])],
+                   flops_parts={k: float(v) for k, v in (data.get("flops_parts") or {}).items()})
 
 
 def evaluate_checkpoint(
@@ -110,4 +113,5 @@ def evaluate_checkpoint(
         dense_flops_per_utterance=predictions.dense_flops_per_utterance,
         top_p=deployed,
         arch=model.config.arch, blocks=predictions.blocks, predictions=predictions,
+        flops_parts=predictions.flops_parts_per_utterance,
     )
