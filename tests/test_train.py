@@ -359,7 +359,8 @@ def test_selection_recipe_trains_logs_and_resumes_identically(tiny_fe2e_run, tin
              f"train.init_from={tiny_fe2e_run / 'best'}", f"train.distill_from={tiny_fe2e_run / 'best'}",
              "train.distill_weight=0.5", "train.saliency_weight=1", "train.dense_step_every=2",
              "train.keep_min_fraction=0.3", "train.keep_max_fraction=0.9",
-             "train.top_p_warmup_epochs=0.5", "train.top_p_anneal_epochs=1"]
+             "train.top_p_warmup_epochs=0.5", "train.top_p_anneal_epochs=1", "train.keep_ratio_weight=0",
+             "model.top_p=0.5", "train.top_p_sampling=fixed"]   # the previous recipe: one annealed p
     straight = tmp_path / "straight"
     tiny_config = tiny_training.tiny_config
     assert _train(tiny_config("mesm_small", extra), tiny_cache, straight).exit_code == 0
@@ -399,7 +400,7 @@ def test_slider_recipe_trains_logs_calibrates_and_resumes_identically(tiny_fe2e_
     tiny_config = tiny_training.tiny_config
     assert _train(tiny_config("mesm_small", extra), tiny_cache, straight).exit_code == 0
     log = read_metrics_log(straight)
-    assert set(log[0].aux_losses) == {"saliency", "keep_ratio"}
+    assert set(log[0].aux_losses) == {"saliency", "keep_ratio", "distill"}
     assert set(log[0].valid_select_top_p) == {"0.3", "0.6"}
     assert log[0].select_value == pytest.approx(sum(log[0].valid_select_top_p.values()) / 2)
     model, _ = load_checkpoint(straight / "best")
