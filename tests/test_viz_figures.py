@@ -54,7 +54,8 @@ def test_class_probabilities_figure():
     probs = np.array([0.9, 0.1, 0.4, 0.2, 0.6, 0.05])
     thr = [0.5, 0.5, 0.3, 0.5, 0.7, 0.5]
     fig = class_probabilities_figure(classes, probs, thr, labels=["ang"])
-    bars, marks = fig.data
+    bars, halo, marks = fig.data
+    assert halo.marker.color == "white" and marks.marker.color == "#2d3142"  # visible on an orange bar too
     assert bars.type == "bar" and marks.name == "threshold"
     np.testing.assert_allclose(marks.y, thr)
     assert bars.x[0] == "ang ★"
