@@ -289,7 +289,10 @@ def test_a_bad_file_after_a_good_one_leaves_nothing_stale(page, app_url, media):
     # 6: a container the browser cannot play gets a server-made preview and is analysed.
     avi = media.write_video(root / "film.avi", 30, fps=10, frame=media.face_image(96, 128),
                             audio=media.speechy_audio(3.0))
-    _upload(page, avi)
+    _upload(page, avi)   # 4: the previous clip's transcript is not kept silently
+    expect(status).to_contain_text("the transcript box was cleared")
+    expect(page.locator("#mesm-transcript textarea")).to_have_value("")
+    page.locator("#mesm-transcript textarea").fill(media.TRANSCRIPT)
     video = page.locator("#mesm-preview video")
     expect(video).to_be_visible(timeout=60_000)
     assert ".mp4" in (video.get_attribute("src") or "")

@@ -1,0 +1,264 @@
+"""The studio's prepared clips: what does not depend on p, kept once per clip and shared by every session.
+
+Three layers, each an LRU under one lock:
+
+* **features** (checkpoint, video content hash): the clip run through the p- and transcript-independent
+  stage (:meth:`Predictor.prepare <mesm_core.inference.Predictor.prepare>`: decode, MTCNN, mel, the dense
+  CNN layers). It starts as soon as a file is given (:meth:`ClipCache.prefetch`), in a pool of
+  ``workers`` threads, so that Analyze often finds it done or under way;
+* **display frames** (video content hash, sampled times): the strip's frames, decoded again at display
+  size after the first result (they are not needed to draw it);
+* **entries** (checkpoint, video, transcript, cue file): a :class:`ClipEntry`, the features with the
+  transcript encoded (:meth:`Predictor.retext`) and the true cue regions attached, plus the predictions
+  and drawn views of every p shown (p-dependent, cached per entry).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mesm_core.config import DataConfig
+from mesm_core.data.errors import EmptyTranscriptError
+from mesm_core.inference import Prediction, Predictor, PreparedClip, SweepPoint
+from mesm_core.types import ClipRecord
+from mesm_viz.predictor_pool import PredictorPool
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Progress", "PLACEHOLDER_TEXT", "clip_key", "ClipEntry", "ClipCache"]
+
+Progress = Callable[[float, str], None]
+# The transcript the features are first encoded with (MESM needs one); Analyze re-encodes the real one.
+PLACEHOLDER_TEXT = "…"
+
+
+def clip_key(checkpoint: str, video_sha1: str, transcript: str, cue_file: str | None = None) -> str:
+    """The LRU key of an entry: checkpoint + video content hash + transcript (+ the cue file given)."""
+    text = hashlib.sha1(transcript.encode("utf-8")).hexdigest()[:12]
+    ck = hashlib.sha1(str(checkpoint).encode("utf-8")).hexdigest()[:8]
+    key = f"{ck}-{video_sha1[:16]}-{text}"
+    return key + (f"-{hashlib.sha1(cue_file.encode('utf-8')).hexdigest()[:8]}" if cue_file else "")
+
+
+@dataclass
+class ClipEntry:
+    """Everything the views need for one (checkpoint, video, transcript, cue file); never in gr.State."""
+
+    key: str
+    checkpoint: str
+    video: str
+    prepared: PreparedClip
+    cue_file: str | None = None                            # the true cue regions attached to the record
+    cue_note: str = ""                                     # why a cue file given was not used
+    frames: list[np.ndarray] | None = None                 # display frames (FRAME_HEIGHT rows), once decoded
+    sweeps: dict[bool, list[SweepPoint]] = field(default_factory=dict)  # keep_floor → every slider position
+    curves: dict[bool, dict] = field(default_factory=dict)  # keep_floor → the cost curve (plotly dict), unmarked
+    floor_ranges: dict = field(default_factory=dict)       # (modality, layer) → p up to which the floor decides
+    flat_to: float | None = None                           # the cost curve is flat up to this p (floor-bound)
+    mel_bases: dict = field(default_factory=dict)          # coloured spectrograms (p-independent)
+    predictions: "OrderedDict[tuple, Prediction]" = field(default_factory=OrderedDict)  # (p, floors) → result
+    drawn: "OrderedDict[tuple, Any]" = field(default_factory=OrderedDict)  # (what, p, floors, …) → view model
+    regions: dict[int, list] = field(default_factory=dict)  # frame → FACS regions at crop size
+    timings: dict[str, float] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @property
+    def record(self) -> ClipRecord:
+        return self.prepared.record
+
+
+def _require_text(predictor: Predictor, text: str, source: str) -> None:
+    if not text and predictor.is_sparse:
+        raise EmptyTranscriptError(source, "empty transcript; MESM needs the words of the utterance "
+                                           "(the text is the query of its cross-modal attention)")
+
+
+@dataclass
+class _Job:
+    """A preparation under way: its future and the stages it reported (for a progress bar)."""
+
+    future: Future
+    stages: list[tuple[float, str]] = field(default_factory=lambda: [(0.01, "Waiting for a free worker")])
+
+
+class ClipCache:
+    """Features, display frames and entries of the clips analysed in this process (see the module doc).
+
+    ``data_config(predictor)`` gives the preprocessing with the studio's limits; ``workers`` threads
+    prepare clips (the analyses running at once); ``size`` entries stay cached.
+    """
+
+    def __init__(self, pool: PredictorPool, data_config: Callable[[Predictor], DataConfig], workers: int = 2,
+                 size: int = 6) -> None:
+        self.pool = pool
+        self.data_config = data_config
+        self.size = max(1, size)
+        self.executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mesm-prepare")
+        # Display frames come after the first result: their own worker, so they never hold up a preparation.
+        self.frame_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mesm-frames")
+        self.lock = threading.RLock()
+        self.jobs: OrderedDict[tuple[str, str], _Job] = OrderedDict()
+        self.frame_jobs: OrderedDict[tuple, Future] = OrderedDict()
+        self.entries: OrderedDict[str, ClipEntry] = OrderedDict()
+        self._hashes: dict[tuple[str, float, int], str] = {}
+
+    # --- content hash ---------------------------------------------------------------------------
+    def sha1(self, video: str) -> str:
+        """The video's SHA-1 (cached by path, mtime and size: an upload is hashed once)."""
+        from mesm_core.io import file_sha1
+
+        path = Path(video)
+        if not path.is_file():
+            return ""
+        stat = path.stat()
+        marker = (str(path), stat.st_mtime, stat.st_size)
+        with self.lock:
+            if marker in self._hashes:
+                return self._hashes[marker]
+        digest = file_sha1(path)
+        with self.lock:
+            self._hashes[marker] = digest
+            while len(self._hashes) > 256:
+                self._hashes.pop(next(iter(self._hashes)))
+        return digest
+
+    # --- features ---------------------------------------------------------------------------------
+    def _prepare(self, video: str, checkpoint: str, job: _Job) -> PreparedClip:
+        def report(fraction: float, stage: str) -> None:
+            job.stages.append((fraction, stage))
+
+        predictor = self.pool.get(checkpoint)
+        start = time.perf_counter()
+        prepared = predictor.prepare(video, PLACEHOLDER_TEXT, data_config=self.data_config(predictor),
+                                     progress=report)
+        prepared.timings["prepare_total_s"] = time.perf_counter() - start
+        from mesm_viz.frames import FRAME_HEIGHT
+
+        self.frames(video, prepared.record, prepared.video_sha1, FRAME_HEIGHT)   # decoded while the views are drawn
+        return prepared
+
+    def _job(self, video: str, checkpoint: str) -> _Job:
+        key = (checkpoint, self.sha1(video) or str(video))
+        with self.lock:
+            job = self.jobs.get(key)
+            failed = job is not None and job.future.done() and job.future.exception() is not None
+            if job is None or failed:   # a failed preparation is tried again (the error may be transient)
+                job = _Job(Future())
+                job.future = self.executor.submit(self._prepare, video, checkpoint, job)
+                self.jobs[key] = job
+            self.jobs.move_to_end(key)
+            while len(self.jobs) > self.size:
+                self.jobs.popitem(last=False)
+            return job
+
+    def prefetch(self, video: str | None, checkpoint: str) -> None:
+        """Start preparing a clip as soon as it is given (the result waits in the cache for Analyze)."""
+        if video:
+            try:
+                self._job(str(video), checkpoint)
+            except Exception as exc:  # noqa: BLE001 — Analyze reports the problem in the user's words
+                log.debug("prefetch of %s not started: %s", video, exc)
+
+    def features(self, video: str, checkpoint: str, progress: Progress | None = None) -> PreparedClip:
+        """The prepared clip (placeholder transcript), waiting for its job; raises what preparing raised."""
+        job = self._job(video, checkpoint)
+        told = 0
+        while True:
+            try:
+                result = job.future.result(timeout=0.1)
+            except FutureTimeout:
+                result = None
+            if progress is not None:   # every stage reported since the last look, in order
+                stages = list(job.stages)
+                for fraction, stage in stages[told:]:
+                    progress(fraction, stage)
+                told = len(stages)
+            if result is not None or job.future.done():
+                return job.future.result()
+
+    # --- display frames ---------------------------------------------------------------------------
+    def frames(self, video: str, record: ClipRecord, sha1: str, height: int) -> Future:
+        """A future of the display frames of ``record``'s sampled times (decoded once per clip)."""
+        from mesm_viz.frames import decode_display_frames
+
+        key = (sha1 or video, float(record.meta.start_s or 0.0), tuple(np.round(record.frame_times, 4)), height)
+        with self.lock:
+            future = self.frame_jobs.get(key)
+            if future is None:
+                future = self.frame_executor.submit(decode_display_frames, video, record.frame_times, height,
+                                                    start_s=record.meta.start_s)
+                self.frame_jobs[key] = future
+            self.frame_jobs.move_to_end(key)
+            while len(self.frame_jobs) > self.size:
+                self.frame_jobs.popitem(last=False)
+            return future
+
+    # --- entries ----------------------------------------------------------------------------------
+    def get(self, key: str) -> ClipEntry | None:
+        with self.lock:
+            entry = self.entries.get(key)
+            if entry is not None:
+                self.entries.move_to_end(key)
+            return entry
+
+    def store(self, entry: ClipEntry) -> ClipEntry:
+        with self.lock:
+            self.entries[entry.key] = entry
+            self.entries.move_to_end(entry.key)
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        return entry
+
+    def with_text(self, predictor: Predictor, features: PreparedClip, text: str) -> PreparedClip:
+        """The features with ``text`` as the transcript (re-encoded; MESM refuses an empty one)."""
+        _require_text(predictor, text, features.record.source or features.record.id)
+        if getattr(predictor.model, "text_encoder", None) is not None:
+            return predictor.retext(features, text)
+        record = dataclasses.replace(features.record, transcript=text)
+        return dataclasses.replace(features, record=record, transcript=text)
+
+    def entry(self, video: str, text: str, checkpoint: str, cue_file: str | None,
+              attach: Callable[[ClipRecord, str, DataConfig], tuple[str | None, str]],
+              progress: Progress | None = None) -> ClipEntry:
+        """The entry of (checkpoint, video, transcript, cue file), built from the clip's features.
+
+        ``attach(record, sha1, config)`` attaches the true cue regions to the entry's own record and
+        returns (the cue file used, a note when a given one did not fit)."""
+        sha1 = self.sha1(video)
+        key = clip_key(checkpoint, sha1, text, cue_file)
+        cached = self.get(key)
+        if cached is not None:
+            return cached
+        predictor = self.pool.get(checkpoint)
+        _require_text(predictor, text, Path(video).name)   # before waiting for the clip: fail fast
+        start = time.perf_counter()
+        features = self.features(video, checkpoint, progress)
+        prepared = self.with_text(predictor, features, text)
+        used, note = attach(prepared.record, sha1, self.data_config(predictor))
+        entry = ClipEntry(key=key, checkpoint=checkpoint, video=str(video), prepared=prepared, cue_file=used,
+                          cue_note=note, timings=dict(prepared.timings, entry_s=time.perf_counter() - start))
+        return self.store(entry)
+
+    def retexted(self, entry: ClipEntry, text: str, cue_file: str | None) -> ClipEntry:
+        """The entry of the same clip with another transcript (only the text is encoded again)."""
+        key = clip_key(entry.checkpoint, entry.prepared.video_sha1 or self.sha1(entry.video), text, cue_file)
+        cached = self.get(key)
+        if cached is not None:
+            return cached
+        prepared = self.with_text(self.pool.get(entry.checkpoint), entry.prepared, text)
+        new = ClipEntry(key=key, checkpoint=entry.checkpoint, video=entry.video, prepared=prepared,
+                        cue_file=entry.cue_file, cue_note=entry.cue_note, frames=entry.frames, regions=entry.regions,
+                        mel_bases=entry.mel_bases, timings=dict(entry.timings))
+        return self.store(new)
