@@ -58,6 +58,7 @@ from mesm_viz.preview import make_preview
 from mesm_viz.studio import TOP_P_RANGE, AppSettings, PControl, Studio, StudioState, clamp_top_p
 from mesm_viz.view_models import ClipView, FrameView, PView, parts_for
 from mesm_viz.views import BORDER_CELLS_NOTE
+from mesm_viz.workers import background
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,10 @@ CSS = f"""
 #mesm-floor-note table {{font-size: 0.9em}}
 #mesm-tab {{display: none !important}}
 .mesm-plotly {{width: 100%; min-height: 40px}}
+/* Row shares by scale, not by content: the large frame's own width would squeeze the layer grid. */
+#mesm-frame-img {{flex: 2 1 0% !important;}}
+#mesm-layers, #mesm-facs {{flex: 3 1 0% !important; min-width: 460px !important;}}
+#mesm-floor-note th:first-child, #mesm-floor-note td:first-child {{white-space: nowrap;}}
 """
 
 # In the page's <head>, before Gradio's own script. Gradio 6 keeps a "run history" of every event, inputs and
@@ -402,7 +407,8 @@ def _face_tab() -> dict:
                 "scaled per frame, hover a cell for its value and rank; bottom: kept cells, dropped ones dimmed) · "
                 "FACS regions over the layer-1 attention")
     with gr.Row(equal_height=False):
-        c["frame_img"] = gr.Image(label="Selected frame", type="filepath", height=360, interactive=False, scale=2)
+        c["frame_img"] = gr.Image(label="Selected frame", type="filepath", height=360, interactive=False, scale=2,
+                                  elem_id="mesm-frame-img")
         c["layer_plot"] = plotly_view("Face crop per sparse layer", "mesm-layers", scale=3)
     with gr.Row(equal_height=False):
         c["facs_plot"] = plotly_view("FACS regions over layer-1 attention", "mesm-facs", scale=3)
@@ -727,7 +733,7 @@ def _wire_clip(w: _Wiring) -> Callable:
     def make_preview_view(path):
         if not path:
             return {c.preview: None, c.preview_note: ""}
-        shown = make_preview(path, w.preview_dir)
+        shown = background().submit(make_preview, path, w.preview_dir).result()   # at a low priority
         return {c.preview: shown.path, c.preview_note: shown.note}
 
     c.video.change(w.guard(new_file, w.failed), inputs=[c.video, c.checkpoint],

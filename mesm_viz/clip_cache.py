@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ from mesm_core.data.errors import EmptyTranscriptError
 from mesm_core.inference import Prediction, Predictor, PreparedClip, SweepPoint
 from mesm_core.types import ClipRecord
 from mesm_viz.predictor_pool import PredictorPool
+from mesm_viz.workers import BACKGROUND_NICE, PREPARE_NICE, niced_pool
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,10 @@ class ClipCache:
         self.pool = pool
         self.data_config = data_config
         self.size = max(1, size)
-        self.executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="mesm-prepare")
-        # Display frames come after the first result: their own worker, so they never hold up a preparation.
-        self.frame_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mesm-frames")
+        # Preparations yield to slider moves; display frames come after the first result (their own worker
+        # at a lower priority still, so they never hold up a preparation). mesm_viz.workers.
+        self.executor = niced_pool(workers, PREPARE_NICE, "mesm-prepare")
+        self.frame_executor = niced_pool(1, BACKGROUND_NICE, "mesm-frames")
         self.lock = threading.RLock()
         self.jobs: OrderedDict[tuple[str, str], _Job] = OrderedDict()
         self.frame_jobs: OrderedDict[tuple, Future] = OrderedDict()

@@ -111,7 +111,7 @@ def _layer_panels(block, index: int, column: int, n: int, frame: int, size: int,
             if kept.any():
                 traces.append(_edge_trace(kept, size, axis, KEPT_COLOR, "kept cells", width=1.5))
             title = f"L{index} kept · {int(kept.sum())} of {h * w} cells ({kept.mean():.0%})"
-            title += f" · {rule}" if rule else ""
+            title += f"<br>set by the {'keep floor' if rule == 'floor' else 'nucleus (top-p)'}" if rule else ""
         if cue is not None and cue.any():
             traces.append(_edge_trace(cue, size, axis, CUE_COLOR, CUE_LEGEND, dash="dot", width=2.5,
                                       show=column == 0 and row == 0))

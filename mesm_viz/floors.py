@@ -136,7 +136,7 @@ class FloorReport:
         blocks = sorted({r.block for r in self.rules})
         by = {(r.modality, r.block): r for r in self.rules}
         mods = [m for m in _MODALITIES if any(r.modality == m for r in self.rules)]
-        head = "| layer | " + " | ".join(f"{MODALITY_WORDS[m][0]}: rule (floor decided)" for m in mods) + " |"
+        head = "| layer | " + " | ".join(f"{MODALITY_WORDS[m][0]}: rule (where the floor decided)" for m in mods) + " |"
         lines = [head, "|---|" + "---|" * len(mods)]
         for b in blocks:
             cells = []

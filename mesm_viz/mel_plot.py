@@ -2,9 +2,10 @@
 
 A Plotly figure dict (:mod:`mesm_viz.plotly_canvas`) with one row per picture (the spectrogram in dB,
 then the kept cells of each audio sparse layer on a grey spectrogram), a shared time axis in seconds
-and a frequency axis labelled in Hz at the HTK mel positions the data pipeline uses. The pictures
-(:func:`mel_pictures`) are also the rows of the report's ``mel_masks.png``; here they are layout images
-stretched to the axes. Clips with known cues get the true cue region outlined on every row.
+and a frequency axis labelled in Hz at the HTK mel positions the data pipeline uses. The pictures are
+layout images stretched to the axes: the two spectrograms are p-independent (the studio serves them by URL,
+once), and each layer's kept cells a small transparent PNG laid over the grey one. Clips with known cues get
+the true cue region outlined on every row. (The report's ``mel_masks.png``: :mod:`mesm_viz.report_figures`.)
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ import numpy as np
 
 from mesm_core.config import DataConfig
 from mesm_core.inference import Prediction
-from mesm_viz.overlay import overlay_kept
 from mesm_viz.plotly_canvas import CUE_COLOR, FONT, axis_ref, base_layout, cell_edges, data_uri
 from mesm_viz.spectrogram import chunk_masks_to_mel, mel_bin_of_hz, spectrogram_image, to_display
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FREQUENCY_TICKS_HZ", "ROW_HEIGHT", "mel_pictures", "mel_figure"]
+__all__ = ["FREQUENCY_TICKS_HZ", "ROW_HEIGHT", "mask_overlay_uri", "mel_figure"]
 
 FREQUENCY_TICKS_HZ = (250, 500, 1000, 2000, 4000, 8000)
 ROW_HEIGHT = 150   # px per picture row
@@ -31,30 +31,6 @@ CUE_NAME = "true cue region (ground truth)"
 
 def _hz_label(hz: float) -> str:
     return f"{hz / 1000:g} kHz" if hz >= 1000 else f"{hz:g} Hz"
-
-
-def mel_pictures(pred: Prediction, bases: dict | None = None, chunk_s: float = 0.4) -> list[tuple[np.ndarray, str]]:
-    """(image, title) rows in DISPLAY order (low frequencies at the bottom), 1 px per mel bin and frame:
-    the spectrogram in dB (magma), then each audio sparse layer's kept cells tinted on a grey spectrogram
-    (dropped cells dimmed). ``bases`` caches the two coloured spectrograms per clip (p-independent)."""
-    mel = pred.record.mel
-    n_mels, n_frames = mel.shape
-    bases = {} if bases is None else bases
-    if "magma" not in bases:
-        bases["magma"] = spectrogram_image(mel)
-        bases["gray"] = spectrogram_image(mel, "gray")
-    pictures = [(bases["magma"], "mel spectrogram (dB)")]
-    for index, block in enumerate(pred.trace.get("audio", []), start=1):
-        try:
-            mask = chunk_masks_to_mel(block.kept, n_frames, n_mels=n_mels, chunk_frames=pred.chunk_frames)
-        except ValueError as exc:  # chunking disagreement: leave the layer out rather than fail the view
-            log.warning("audio mask of layer %d not drawn: %s", index, exc)
-            continue
-        h, w = block.grid
-        # = spectrogram_overlay(mel, mask) on the cached grey spectrogram (mask flipped the same way)
-        pictures.append((overlay_kept(bases["gray"], to_display(mask), outline=False),
-                         f"L{index} kept cells · {h}×{w} per {chunk_s:g} s chunk · {block.kept.mean():.0%}"))
-    return pictures
 
 
 KEPT_RGBA = (0, 220, 255, 89)      # = overlay_kept's tint (0.35 of cyan) as an overlay over the grey spectrogram

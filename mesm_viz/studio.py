@@ -71,6 +71,7 @@ from mesm_viz.messages import ErrorText, explain_error, plain_text
 from mesm_viz.predictor_pool import MIN_FACE_SHARE, PredictorPool
 from mesm_viz.report import write_full_report
 from mesm_viz.training_data import data_facts
+from mesm_viz.workers import background
 from mesm_viz.view_models import PARTS, Analysis, ClipView, FrameView, ModelInfo, PView, Update, parts_for
 from mesm_viz.views import (
     best_frame,
@@ -636,8 +637,8 @@ class Studio:
         pred = self.prediction(entry, state.top_p, state.keep_floor)
         if pred.top_p is None:
             return dense_cost_figure(pred), flops_line(pred)
-        if state.keep_floor not in entry.curves:
-            self._sweep(entry, state.keep_floor)
+        if state.keep_floor not in entry.curves:   # at a low priority: slider moves go first (mesm_viz.workers)
+            background().submit(self._sweep, entry, state.keep_floor).result()
         return self.marked_curve(entry, pred, state.keep_floor), flops_line(pred)
 
     def _sweep(self, entry: ClipEntry, keep_floor: bool) -> None:

@@ -1,14 +1,14 @@
-"""The studio's views of a prediction: face layer grid, FACS overlay and table, mel masks, plots, numbers.
+"""The studio's views of a prediction: FACS regions and table, the charts, the cost curve, numbers and lines.
 
-Pure drawing: a :class:`~mesm_core.inference.Prediction` (and a frame index) in, numpy images,
-Plotly figures and plain values out. The studio (:mod:`mesm_viz.studio`) caches what these return;
-the report (:mod:`mesm_viz.report`) writes some of them to disk.
+Pure drawing: a :class:`~mesm_core.inference.Prediction` (and a frame index) in, Plotly dicts, SVG markup
+and plain values out (the face and spectrogram figures are :mod:`mesm_viz.face_plots` and
+:mod:`mesm_viz.mel_plot`; the report's PNGs :mod:`mesm_viz.report_figures`). The studio
+(:mod:`mesm_viz.studio`) caches what these return.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -17,20 +17,12 @@ from mesm_core.cues import CueRow
 from mesm_core.inference import Prediction, SweepPoint, format_flops
 from mesm_core.types import ClipRecord
 from mesm_viz import facs, figures
-from mesm_viz.mel_plot import mel_pictures
-from mesm_viz.overlay import enlarge, layer_grid, mask_outline, normalize_heat, overlay, overlay_kept
 from mesm_viz.view_models import ClipView, Figure, FrameView, ModelInfo, PView
 
-__all__ = ["CROP_SCALE", "FACS_SCALE", "MEL_MIN_WIDTH", "BORDER_CELLS_NOTE", "ModelInfo", "ClipView", "FrameView", "PView",
-           "FacsTable", "FacsView", "best_frame", "shown_class", "frame_regions", "layer_grid_image", "facs_table",
-           "facs_view", "mel_masks_image", "probabilities_view", "caution", "numbers", "flops_line",
+__all__ = ["BORDER_CELLS_NOTE", "ModelInfo", "ClipView", "FrameView", "PView", "FacsTable", "best_frame",
+           "shown_class", "frame_regions", "facs_table", "probabilities_view", "caution", "numbers", "flops_line",
            "cost_curve_figure", "dense_cost_figure", "caption_flat", "mark_top_p", "cue_summary"]
 
-CROP_SCALE = 4          # 48×48 crop → 192×192 tiles (24/12/6 grids divide it exactly)
-FACS_SCALE = 6          # FACS overlay drawn on a 288×288 enlargement
-MEL_MIN_WIDTH = 800     # short clips' spectrograms are stretched in time (integer factor) towards this width
-PROTO_COLOR = (0, 255, 120)
-REGION_COLOR = (255, 255, 255)
 # Why MESM's FLOPs stay below the dense count even when every cell is kept (docs/deviations.md, "Border cells").
 BORDER_CELLS_NOTE = ("A submanifold 3×3 conv counts only active neighbours, so a border cell (fewer than 9 "
                      "neighbours inside the grid) costs less than the dense count, which charges all 9 padding "
@@ -46,16 +38,6 @@ class FacsTable:
     note: str                             # caption: which prototype is shown and why
     shown: str                            # the class whose prototype is marked
     proto_names: set[str]                 # names of the regions of that prototype
-
-
-@dataclass
-class FacsView:
-    """The report's FACS view: the table and a PNG of the regions over the layer-1 attention."""
-
-    image: np.ndarray                     # layer-1 attention on the enlarged crop, regions outlined
-    headers: list[str]
-    rows: list[list[Any]]
-    note: str
 
 
 def best_frame(record: ClipRecord, among: np.ndarray | None = None) -> int:
@@ -86,32 +68,6 @@ def frame_regions(record: ClipRecord, frame: int, scale: int = 1) -> list[facs.R
     size = int(record.faces.shape[1])
     marks = record.landmarks[frame] if bool(record.face_detected[frame]) else None
     return facs.merge_sides(facs.facs_regions(marks, size, raster_size=size * scale))
-
-
-def layer_grid_image(pred: Prediction, frame: int, scale: int = CROP_SCALE) -> np.ndarray | None:
-    """The face crop of one frame per sparse layer: top row attention heat, bottom row kept cells;
-    one column per layer (24×24, 12×12, 6×6 grids on the enlarged crop, nearest-neighbour).
-
-    FE2E (no trace) gets the crop alone. None when the clip has no face frames.
-    """
-    record = pred.record
-    if record.faces.shape[0] == 0:
-        return None
-    crop = enlarge(record.faces[frame], scale)
-    blocks = pred.trace.get("visual", [])
-    if not blocks:
-        return layer_grid([crop], ["face crop (dense model: no sparsity)"])
-    heat_row, kept_row, heat_labels, kept_labels = [], [], [], []
-    for index, block in enumerate(blocks, start=1):
-        kept = block.kept[frame]
-        # min-max per frame: the ranking of cells is what the nucleus uses, so show its contrast
-        heat = normalize_heat(block.attention[frame], kept=block.active_in[frame], mode="minmax")
-        heat_row.append(overlay(crop, heat, alpha=0.55))
-        kept_row.append(overlay_kept(crop, kept))
-        h, w = block.grid
-        heat_labels.append(f"L{index} attention {h}x{w}")
-        kept_labels.append(f"L{index} kept {kept.mean():.0%}")
-    return layer_grid([heat_row, kept_row], [heat_labels, kept_labels])
 
 
 def facs_table(pred: Prediction, frame: int, stat_regions: Sequence[facs.Region] | None = None, *,
@@ -151,45 +107,6 @@ def facs_table(pred: Prediction, frame: int, stat_regions: Sequence[facs.Region]
     if not blocks:
         note += " Dense model (FE2E): no attention to show."
     return FacsTable(headers, rows, note, shown, proto_names)
-
-
-def facs_view(pred: Prediction, frame: int, stat_regions: Sequence[facs.Region] | None = None,
-              draw_regions: Sequence[facs.Region] | None = None, scale: int = FACS_SCALE) -> FacsView:
-    """The report's FACS overlay image, table and caption for one frame.
-
-    The image: first-layer attention as heat (cold cells transparent), every region outlined, the
-    regions of the shown class's prototype in green. ``stat_regions`` (crop size) and ``draw_regions``
-    (``scale`` × crop size) default to :func:`frame_regions`.
-    """
-    record = pred.record
-    table = facs_table(pred, frame, stat_regions, legend_hint=False)
-    draw_regions = frame_regions(record, frame, scale) if draw_regions is None else draw_regions
-    crop = enlarge(record.faces[frame], scale)
-    blocks = pred.trace.get("visual", [])
-    if blocks:
-        heat = normalize_heat(blocks[0].attention[frame], mode="minmax")
-        base = overlay(crop, heat, alpha=0.6, alpha_by_heat=True)
-    else:
-        base = crop.copy()
-    for region in draw_regions:
-        proto = region.name in table.proto_names
-        edge = mask_outline(region.mask, thickness=2 if proto else 1)
-        base[edge] = PROTO_COLOR if proto else REGION_COLOR
-    return FacsView(base, table.headers, table.rows, table.note)
-
-
-def mel_masks_image(pred: Prediction, min_width: int = MEL_MIN_WIDTH, bases: dict | None = None) -> np.ndarray:
-    """The report's picture of :func:`mesm_viz.mel_plot.mel_pictures`: the mel spectrogram (dB, low
-    frequencies at the bottom) and, per sparse layer, its kept cells, stacked with a label strip each.
-
-    Short clips are stretched in time by the integer factor ``min_width // T`` (nearest, so cell
-    boundaries stay exact); clips of ``min_width`` mel frames or more are drawn 1 px per frame.
-    """
-    n_frames = pred.record.mel.shape[1]
-    stretch = (1, max(1, min_width // max(n_frames, 1)))
-    pictures = mel_pictures(pred, bases)
-    return layer_grid([[enlarge(image, stretch)] for image, _ in pictures], [[title] for _, title in pictures],
-                      label_height=14)
 
 
 def probabilities_view(pred: Prediction) -> tuple[dict[str, float], str, str]:

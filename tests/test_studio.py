@@ -274,6 +274,17 @@ def test_bad_input_gives_clear_errors_in_the_users_terms(studio, world, media, t
         assert "<details><summary>Technical detail</summary>" in shown  # the detail, one click away
 
 
+def test_a_50_ms_clip_gets_a_caution(studio, media, tmp_path):
+    """The model sees one frame and one (mostly padded) mel chunk of a 50 ms clip: the status says so."""
+    clip = media.write_video(tmp_path / "blink.mp4", 1, fps=20, frame=media.face_image(96, 96),
+                             audio=media.speechy_audio(0.05))
+    state, clip_view, frame, pview, status = studio.analyze(str(clip), media.TRANSCRIPT, None, 0.5)
+    assert "Caution: the clip is 50 ms long" in status and "1 face frame and 1 mel chunk" in status
+    long_enough = studio.analyze(str(media.make_face_clip(tmp_path / "long.mp4", seconds=2.0)), media.TRANSCRIPT,
+                                 None, 0.5).status
+    assert "Caution" not in long_enough
+
+
 def test_silent_audio_is_flagged_not_fatal(studio, media, tmp_path):
     video = media.write_video(tmp_path / "silent.mp4", 10, fps=10, frame=media.face_image(96, 96),
                               audio=np.zeros(16000, np.float32))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mesm_core.cues import CueRow
-from mesm_viz import figures as G
+from mesm_viz import figures
 from mesm_viz.face_plots import CUE_LEGEND, facs_figure, layer_grid_figure
 from mesm_viz.mel_plot import mel_figure
 from mesm_viz.plotly_canvas import cell_edges
@@ -60,7 +60,8 @@ def test_layer_grid_figure_is_text_and_cells(prediction):
     served = layer_grid_figure(prediction, 0, image=lambda picture: "/pictures/crop.png")
     assert {i["source"] for i in served["layout"]["images"]} == {"/pictures/crop.png"}
     ruled = layer_grid_figure(prediction, 0, rules=["floor", "nucleus", "nucleus"])
-    assert [a["text"].rsplit(" · ", 1)[1] for a in ruled["layout"]["annotations"][1::2]] == ["floor", "nucleus", "nucleus"]
+    assert [a["text"].split("<br>")[1] for a in ruled["layout"]["annotations"][1::2]] == [
+        "set by the keep floor", "set by the nucleus (top-p)", "set by the nucleus (top-p)"]
     assert not any(t.get("name") == CUE_LEGEND for t in figure["data"])
     cue = np.zeros((48, 48), bool)
     cue[10:30, 10:30] = True
@@ -105,8 +106,8 @@ def test_mel_figure_has_time_and_frequency_axes(prediction):
 
 def test_cue_and_dense_cost_figures():
     rows = [CueRow("visual", 1, (24, 24), 0.3, 0.25, 0.1, 0.1, 5), CueRow("audio", 1, (64, 16), 0.02, 0.0, 0.04, 0.04, 3)]
-    figure = G.cue_figure(rows, 0.5)
+    figure = figures.cue_figure(rows, 0.5)
     assert [t.name for t in figure.data] == ["attention in cue", "kept cells in cue", "chance (cue share of the grid)"]
     assert list(figure.data[0].y) == pytest.approx([30.0, 2.0]) and "p = 0.50" in figure.layout.title.text
-    flat = G.flat_cost_figure(1.2e9)
+    flat = figures.flat_cost_figure(1.2e9)
     assert set(flat.data[0].y) == {1.2} and "FE2E is dense" in flat.layout.annotations[0].text
