@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint-dir", action="append", default=[],
                         help="extra folder scanned for checkpoints (repeatable)")
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
+    parser.add_argument("--root-path", default=None,
+                        help="the URL path the app is served under behind a reverse proxy (Gradio's root_path)")
     parser.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_mb)
     parser.add_argument("--max-seconds", type=float, default=defaults.max_seconds, help="longest clip accepted")
     parser.add_argument("--device", default="cpu")
@@ -53,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     studio.warm_up()  # load the default checkpoint, MTCNN and the audio path before the first upload
     demo = build_app(studio=studio)
     demo.queue(default_concurrency_limit=settings.concurrency)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs(settings))
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, root_path=args.root_path,
+                **launch_kwargs(settings))
 
 
 if __name__ == "__main__":

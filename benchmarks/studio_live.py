@@ -59,9 +59,9 @@ SAMPLE = REPO / "assets" / "samples" / "sad_10s.mp4"
 TOP_P = "top-p (nucleus share kept)"
 FACE_VIEWS = ["mesm-layers", "mesm-facs", "mesm-facs-table", "mesm-flops", "mesm-label", "mesm-probabilities",
               "mesm-modality", "mesm-status"]
-RESULT_VIEWS = [*FACE_VIEWS, "mesm-strip"]
 # The slider's positions a user clicks (off the 0.1 grid the cost curve caches, and on it).
 MOVES = [0.35, 0.8, 0.15, 0.6, 0.25, 0.9, 0.45, 0.7, 0.2, 0.55, 0.3, 0.85, 0.4, 0.65, 0.1, 0.75]
+TYPED = [0.33, 0.67, 0.47, 0.82, 0.21, 0.58]   # off the slider's positions: each runs the sparse stage
 
 # Stamps, in the page, the last change of every view and the last pointer release. Changes inside Gradio's
 # progress trackers (the spinner and timer of a running event, and the invisible trackers of "hidden"
@@ -86,6 +86,7 @@ PAGE_JS = r"""
                                                        attributes: true});
   if (document.body) start(); else document.addEventListener('DOMContentLoaded', start);
   document.addEventListener('pointerup', () => { W.release = performance.now(); }, true);
+  document.addEventListener('keydown', (e) => { if (e.key === 'Enter') W.release = performance.now(); }, true);
 })();
 """
 
@@ -122,6 +123,18 @@ class Server:
                 time.sleep(1.0)
         self.close()
         raise RuntimeError(f"the app did not answer within {timeout_s:.0f} s; see {self.log}")
+
+    def memory_mb(self) -> dict[str, float]:
+        """The app process's resident memory now and at its peak (Linux /proc), in MB."""
+        out = {}
+        try:
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out["rss_mb" if key == "VmRSS" else "peak_rss_mb"] = int(value.split()[0]) / 1024
+        except OSError:
+            pass
+        return out
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -222,10 +235,15 @@ class Session:
         await page.locator("#mesm-transcript textarea").fill(TRANSCRIPT)
         await page.get_by_role("button", name="Analyze", exact=True).click()
         ready = "document.querySelector('#mesm-status').innerText.match(/Analysed|Problem/)"
-        first = await self.wait_quiet(start, RESULT_VIEWS, ready, timeout_s)
+        first = await self.wait_quiet(start, FACE_VIEWS, ready, timeout_s)
         text = await self.status()
+        strip = None
+        if "Analysed" in text:   # the frame strip follows the first result (decoded again at display size)
+            await page.wait_for_function("() => document.querySelectorAll('#mesm-strip .thumbnail-item').length > 0",
+                                         polling=50, timeout=timeout_s * 1000)
+            strip = (await self.now() - start) / 1000.0
         server = re.search(r"Analysed in ([\d.]+) s", text)
-        return {"clip": clip.name, "first_result_s": first, "accepted_s": (accepted - start) / 1000.0,
+        return {"clip": clip.name, "first_result_s": first, "strip_s": strip, "accepted_s": (accepted - start) / 1000.0,
                 "server_s": float(server.group(1)) if server else None, "ok": "Analysed" in text,
                 "status": text.splitlines()[0][:200]}
 
@@ -234,6 +252,20 @@ class Session:
         await self.page.wait_for_function(
             "() => document.querySelector('#mesm-clip').innerText.includes('every slider position')", polling=100,
             timeout=timeout_s * 1000)
+
+    async def type_top_p(self, p: float, timeout_s: float = 120.0) -> dict[str, Any]:
+        """Type ``p`` into the top-p box and press Enter (a value off the slider's positions: the sparse stage
+        runs); Enter → view (s)."""
+        box = self.page.get_by_label(f"number input for {TOP_P}")
+        await box.fill(f"{p:g}")
+        await box.press("Enter")
+        release = await self.page.evaluate("window.__mesm.release")
+        ready = (f"document.querySelector('#mesm-flops').innerText.includes('p = {p:.2f}') && "
+                 f"document.querySelector('#mesm-status').innerText.includes('{p:g}')")
+        seconds = await self.wait_quiet(release, FACE_VIEWS, ready, timeout_s)
+        server = re.search(r"in ([\d.]+) s", await self.status())
+        return {"session": self.name, "p": p, "typed": True, "release_to_view_s": seconds,
+                "server_s": float(server.group(1)) if server else None, "at": time.monotonic()}
 
     async def move_slider(self, p: float, timeout_s: float = 120.0) -> dict[str, Any]:
         """Click the top-p track at ``p`` (pointer down + up: the slider's release); release → view (s)."""
@@ -270,10 +302,16 @@ async def slider_phase(browser, url: str, clip: Path, args) -> dict[str, Any]:
         moves.append(await session.move_slider(p))
         print(f"  p {moves[-1]['p']:g}: release → view {moves[-1]['release_to_view_s']:.2f} s "
               f"(server {moves[-1]['server_s']} s)", flush=True)
+    typed = []
+    for p in TYPED[: args.typed]:
+        typed.append(await session.type_top_p(p))
+        print(f"  typed p {p:g}: Enter → view {typed[-1]['release_to_view_s']:.2f} s (server {typed[-1]['server_s']} s)",
+              flush=True)
     await session.page.context.close()
     times = [m["release_to_view_s"] for m in moves]
     return {"analysis": analysis, "moves": moves, "release_to_view_s": quartiles(times),
-            "server_s": quartiles([m["server_s"] for m in moves if m["server_s"] is not None] or [float("nan")])}
+            "server_s": quartiles([m["server_s"] for m in moves if m["server_s"] is not None] or [float("nan")]),
+            "typed": typed, "typed_s": quartiles([m["release_to_view_s"] for m in typed] or [float("nan")])}
 
 
 async def upload_phase(browser, url: str, clips: dict[str, Path], work: Path, args) -> dict[str, Any]:
@@ -284,7 +322,7 @@ async def upload_phase(browser, url: str, clips: dict[str, Path], work: Path, ar
             result = await session.analyze(fresh_copy(path, work / "copies", f"u{repeat}"))
             result["name"] = name
             rows.append(result)
-            print(f"  upload {name} #{repeat}: first result {result['first_result_s']:.2f} s "
+            print(f"  upload {name} #{repeat}: accepted {result['accepted_s']:.2f} s, strip {result['strip_s']}, first result {result['first_result_s']:.2f} s "
                   f"(server {result['server_s']})", flush=True)
     await session.page.context.close()
     return {"rows": rows}
@@ -420,6 +458,11 @@ def markdown(payload: dict[str, Any]) -> str:
                   "", "| p | release → view (s) | server (s) |", "|---|---|---|"]
         lines += [f"| {m['p']:g} | {m['release_to_view_s']:.2f} | {m['server_s'] if m['server_s'] is not None else '—'} |"
                   for m in case["moves"]]
+        if case.get("typed"):
+            t = case["typed_s"]
+            lines += ["", f"Values typed into the box and applied with Enter, off the slider's positions (so the sparse "
+                      f"stage runs for each): Enter → view median {t['median']:.2f} s (max {t['max']:.2f} s) over "
+                      f"{len(case['typed'])} values; server {', '.join(str(m['server_s']) for m in case['typed'])} s."]
     if "upload" in payload:
         lines += ["", "## Upload → first result", "",
                   "A fresh copy of each clip (new content hash) in the file box, Analyze pressed when the page has "
@@ -441,6 +484,17 @@ def markdown(payload: dict[str, Any]) -> str:
         for i, r in enumerate(conc["rounds"]):
             lines.append(f"| {i} | {r['uhd']['first_result_s']:.2f} | {r['short']['first_result_s']:.2f} | "
                          f"{len(r['moves'])} |")
+    memory = payload.get("memory", {})
+    if memory:
+        lines += ["", "## What one process holds", "",
+                  "Resident memory of the app process (Linux `/proc`, MB): after start-up (the checkpoint, MTCNN and "
+                  "the audio path warmed up), and after the phases above (clips prepared and cached, every slider "
+                  "position of each swept, pictures drawn); *peak* is the process's high-water mark.", "",
+                  "| checkpoint | moment | resident MB | peak MB |", "|---|---|---|---|"]
+        for key, value in memory.items():
+            model, moment = key.split("_", 1)
+            lines.append(f"| {model} | {moment} | {value.get('rss_mb', float('nan')):.0f} | "
+                         f"{value.get('peak_rss_mb', float('nan')):.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -458,6 +512,7 @@ async def run(args, work: Path) -> dict[str, Any]:
         try:
             server = Server(DEMO, work, extra)
             payload["app_command"] = server.command
+            payload["memory"] = {"demo_idle": server.memory_mb()}
             try:
                 if "slider" in phases:
                     payload["slider"]["demo"] = await slider_phase(browser, server.url, clips["talk"], args)
@@ -467,12 +522,15 @@ async def run(args, work: Path) -> dict[str, Any]:
                     payload["upload"] = await upload_phase(browser, server.url, clips, work, args)
                 if "concurrent" in phases:
                     payload["concurrent"] = await concurrent_phase(browser, server.url, clips, work, args)
+                payload["memory"]["demo_after"] = server.memory_mb()
             finally:
                 server.close()
             if "slider" in phases and not args.demo_only:
                 server = Server(full_size_checkpoint(work), work, extra)
+                payload["memory"]["full_idle"] = server.memory_mb()
                 try:
                     payload["slider"]["full"] = await slider_phase(browser, server.url, clips["talk"], args)
+                    payload["memory"]["full_after"] = server.memory_mb()
                     print(f"slider full: median {payload['slider']['full']['release_to_view_s']['median']:.2f} s",
                           flush=True)
                 finally:
@@ -492,6 +550,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=2, help="concurrent rounds (a fresh 4K analysis each)")
     parser.add_argument("--moves", type=int, default=12, help="slider clicks per checkpoint")
     parser.add_argument("--upload-repeats", type=int, default=2)
+    parser.add_argument("--typed", type=int, default=4, help="values typed into the top-p box (off the slider's steps)")
     parser.add_argument("--think-ms", type=int, default=700, help="pause between a session's slider moves")
     parser.add_argument("--quiet-ms", type=int, default=400, help="a view is drawn once it has not changed for this long")
     parser.add_argument("--demo-only", action="store_true", help="skip the full-size checkpoint")

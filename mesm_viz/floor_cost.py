@@ -57,7 +57,10 @@ def measure(checkpoint: str, cache: str, split: str, top_ps: Sequence[float]) ->
     dataset = family_of(info.run_config).dataset_name(cache) or Path(cache).name
     rows = [{"top_p": a.top_p, "f1_floors": a.report.average["f1"], "f1_floors_off": b.report.average["f1"]}
             for a, b in zip(with_floors.rows, without.rows)]
-    return {"checkpoint": str(checkpoint), "floors": floors, "cache": str(cache), "dataset": dataset, "split": split,
+    from mesm_core.io import file_sha1
+
+    return {"checkpoint": str(checkpoint), "weights_sha1": file_sha1(Path(info.path) / "model.safetensors"),
+            "floors": floors, "cache": str(cache), "dataset": dataset, "split": split,
             "thresholds": "re-tuned on valid at every p", "rows": rows}
 
 

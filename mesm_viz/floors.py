@@ -217,7 +217,8 @@ class FloorsOffCost:
 
 
 def read_floors_off(checkpoint: str | os.PathLike | None) -> FloorsOffCost | None:
-    """The checkpoint's ``floors_off.json`` (None when it has none or it is unreadable)."""
+    """The checkpoint's ``floors_off.json`` (None when it has none, it is unreadable, or it was measured on
+    other weights than the checkpoint's own: its ``weights_sha1`` is checked)."""
     if not checkpoint:
         return None
     path = Path(checkpoint) / FLOORS_OFF_FILE
@@ -226,4 +227,9 @@ def read_floors_off(checkpoint: str | os.PathLike | None) -> FloorsOffCost | Non
         rows = tuple((float(r["top_p"]), float(r["f1_floors"]), float(r["f1_floors_off"])) for r in data["rows"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    from mesm_core.io import file_sha1
+
+    weights = Path(checkpoint) / "model.safetensors"
+    if not weights.is_file() or data.get("weights_sha1") != file_sha1(weights):
+        return None   # measured on other weights (the checkpoint was retrained since): not this one's cost
     return FloorsOffCost(split=str(data.get("split", "test")), dataset=str(data.get("dataset", "")), rows=rows)

@@ -427,22 +427,22 @@ class Studio:
         if with_frame and entry.frames is not None and frame < len(entry.frames):
             big = entry.frames[frame]
             image = draw_boxes(big, frame_boxes(record, frame), box_scale(record, big), width=3)
-        key = ("face", pred.top_p, keep_floor, frame)
-        with entry.lock:
-            drawn = entry.drawn.get(key)
-        if drawn is None:
-            cue = record.face_cues[frame] if entry.cue_file and record.face_cues is not None else None
-            if frame not in entry.regions:
-                entry.regions[frame] = frame_regions(record, frame)
-            regions = entry.regions[frame]
-            table = facs_table(pred, frame, regions)
-            drawn = (layer_grid_figure(pred, frame, cue, image=image_url,
-                                       rules=self._frame_rules(entry, pred, frame, keep_floor)),
-                     facs_figure(pred, frame, regions, table.proto_names, table.rows, table.headers, cue,
-                                 image=image_url), table)
-            self._keep_drawn(entry, key, drawn)
-        layer_fig, facs_fig, table = drawn
-        return FrameView(image, layer_fig, facs_fig, table.headers, table.rows, table.note, frame)
+        view = self._drawn(entry, ("face", pred.top_p, keep_floor, frame),
+                           lambda: self._draw_frame(entry, pred, frame, keep_floor))
+        return dataclasses.replace(view, frame_image=image)
+
+    def _draw_frame(self, entry: ClipEntry, pred: Prediction, frame: int, keep_floor: bool) -> FrameView:
+        """The Face tab's figures and table for one frame (cached by the caller, without the large frame)."""
+        record = entry.record
+        cue = record.face_cues[frame] if entry.cue_file and record.face_cues is not None else None
+        if frame not in entry.regions:
+            entry.regions[frame] = frame_regions(record, frame)
+        regions = entry.regions[frame]
+        table = facs_table(pred, frame, regions)
+        layer_fig = layer_grid_figure(pred, frame, cue, image=image_url,
+                                      rules=self._frame_rules(entry, pred, frame, keep_floor))
+        facs_fig = facs_figure(pred, frame, regions, table.proto_names, table.rows, table.headers, cue, image=image_url)
+        return FrameView(None, layer_fig, facs_fig, table.headers, table.rows, table.note, frame)
 
     def _keep_drawn(self, entry: ClipEntry, key: tuple, value: Any) -> None:
         with entry.lock:
@@ -464,23 +464,31 @@ class Studio:
         and kept with the entry (figures are never mutated); the cost curve's marker is added per call."""
         parts = frozenset(PARTS) if parts is None else frozenset(parts)
         values: dict[str, Any] = {}
-        tag = (pred.top_p, keep_floor)
+        for part in sorted(parts & {"header", "audio", "cue", "cost"}):
+            view = self._drawn(entry, (part, pred.top_p, keep_floor), lambda: self._draw_part(entry, pred, part,
+                                                                                             keep_floor))
+            values.update({f.name: getattr(view, f.name) for f in dataclasses.fields(view)
+                           if f.name != "parts" and getattr(view, f.name) is not None})
         if "header" in parts:
-            label, prob_fig, modality_fig = self._drawn(entry, ("header",) + tag, lambda: probabilities_view(pred))
-            values.update(label=label, probabilities_fig=prob_fig, modality_fig=modality_fig,
-                          flops_text=flops_line(pred), floor_text=self.floor_text(entry, pred, keep_floor))
-        if "audio" in parts:
-            values["mel_fig"] = self._drawn(entry, ("audio",) + tag, lambda: self._mel(entry, pred, keep_floor))
-        if "cue" in parts:
-            values["cue_fig"], values["cue_text"] = self._drawn(
-                entry, ("cue",) + tag, lambda: cue_summary(self.cue_rows(entry, pred), pred.top_p))
+            values["floor_text"] = self.floor_text(entry, pred, keep_floor)
         if "cost" in parts:
-            values["flops_fig"] = self._drawn(entry, ("flops",) + tag,
-                                              lambda: figures.flops_bar_dict(pred.flops))
-            values["flops_p_fig"] = self.marked_curve(entry, pred, keep_floor)
-            values["numbers"] = numbers(pred, self.cue_rows(entry, pred), self._rules(entry, pred, keep_floor),
-                                        keep_floor)
+            values["flops_p_fig"] = self.marked_curve(entry, pred, keep_floor)   # its marker moves with p
         return PView(parts=parts, **values)
+
+    def _draw_part(self, entry: ClipEntry, pred: Prediction, part: str, keep_floor: bool) -> PView:
+        """One part of the p views (cached by the caller; figures are never mutated)."""
+        if part == "header":
+            label, prob_svg, modality_svg = probabilities_view(pred)
+            return PView(parts=frozenset({part}), label=label, probabilities_fig=prob_svg, modality_fig=modality_svg,
+                         flops_text=flops_line(pred))
+        if part == "audio":
+            return PView(parts=frozenset({part}), mel_fig=self._mel(entry, pred, keep_floor))
+        rows = self.cue_rows(entry, pred)
+        if part == "cue":
+            cue_fig, cue_text = cue_summary(rows, pred.top_p)
+            return PView(parts=frozenset({part}), cue_fig=cue_fig, cue_text=cue_text)
+        return PView(parts=frozenset({part}), flops_fig=figures.flops_bar_dict(pred.flops),
+                     numbers=numbers(pred, rows, self._rules(entry, pred, keep_floor), keep_floor))
 
     def _mel(self, entry: ClipEntry, pred: Prediction, keep_floor: bool) -> dict:
         rules = self._rules(entry, pred, keep_floor)
