@@ -47,6 +47,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))   # this checkout's mesm_core, not an installed one
 
 from bench_util import REPO, finish_record, load_average, machine_record, markdown_header, quartiles, write_results  # noqa: E402
 from live_clips import CLIPS, TRANSCRIPT, make_clips  # noqa: E402
@@ -171,12 +172,13 @@ class LoadSampler:
 
 
 def fresh_copy(path: Path, folder: Path, tag: str) -> Path:
-    """A copy of ``path`` with one byte appended: the same media, another content hash (no cache hit)."""
+    """A copy of ``path`` with a few bytes of its own appended: the same media, a content hash no other copy has
+    (so no cache of the app helps)."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{path.stem}_{tag}{path.suffix}"
     shutil.copyfile(path, target)
     with target.open("ab") as handle:
-        handle.write(b"\0")
+        handle.write(f"\0{tag}:{time.time_ns()}".encode())
     return target
 
 

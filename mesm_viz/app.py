@@ -41,8 +41,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import functools
 import json
 import logging
-import re
-import threading
 import traceback
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -52,204 +50,33 @@ import gradio as gr
 
 from mesm_core.errors import MesmError
 from mesm_viz import image_store
-from mesm_viz.catalog import REPO_ROOT, SAMPLES_DIR, bundled_checkpoints, discover_checkpoints, sample_clips
+from mesm_viz.catalog import SAMPLES_DIR, bundled_checkpoints, discover_checkpoints, sample_clips
 from mesm_viz.messages import ErrorText
 from mesm_viz.preview import make_preview
-from mesm_viz.studio import TOP_P_RANGE, AppSettings, PControl, Studio, StudioState, clamp_top_p
+from mesm_viz.page import (
+    CSS,
+    DEVIATIONS,
+    HEAD,
+    PAGE_JS,
+    PLOTLY_FILE,
+    STRIP_COLUMNS,
+    ImageFiles,
+    LenientSlider,
+    border_cells_text,
+    figure_value,
+    file_link,
+    plotly_view,
+)
+from mesm_viz.sessions import Sessions
+from mesm_viz.studio import TOP_P_RANGE, AppSettings, PControl, Studio, clamp_top_p
 from mesm_viz.view_models import ClipView, FrameView, PView, parts_for
-from mesm_viz.views import BORDER_CELLS_NOTE
 from mesm_viz.workers import background
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Components", "Updates", "build_app", "layout", "wire", "launch_kwargs", "LenientSlider", "PAGE_JS"]
+__all__ = ["Components", "Updates", "build_app", "layout", "wire", "launch_kwargs", "LenientSlider", "PAGE_JS", "HEAD"]
 
-DEVIATIONS = REPO_ROOT / "docs" / "deviations.md"
-STRIP_COLUMNS = 12
-SELECTED = "#1d4ed8"   # the selected thumbnail: a blue no face box uses (green = face, orange = no face)
 TABS = ("Face", "Audio", "Ground truth", "Cost", "Export")
-
-CSS = f"""
-#mesm-status {{min-height: 2.5em}}
-#mesm-flops {{font-size: 1.05em}}
-#mesm-strip .thumbnail-item.selected, #mesm-strip .thumbnail-small.selected {{
-  --ring-color: {SELECTED}; border: 3px solid {SELECTED} !important; box-shadow: 0 0 0 2px {SELECTED};}}
-#mesm-strip .thumbnail-item:hover {{--ring-color: {SELECTED}; border-color: {SELECTED};}}
-#mesm-strip .grid-wrap {{min-height: 0 !important; max-height: none !important; height: auto !important;
-  overflow-y: visible !important; padding-top: 4px;}}
-#mesm-strip .grid-container {{grid-template-columns: repeat(auto-fill, minmax(84px, 1fr)) !important;
-  grid-auto-rows: auto !important;}}
-#mesm-facs-table th span.header {{white-space: normal !important; word-break: keep-all !important;
-  overflow-wrap: normal !important; hyphens: none;}}
-#mesm-layers image, #mesm-facs image, #mesm-mel image {{image-rendering: pixelated;}}
-#mesm-model {{font-size: 0.95em}}
-#mesm-floor-note table {{font-size: 0.9em}}
-#mesm-tab {{display: none !important}}
-.mesm-plotly {{width: 100%; min-height: 40px}}
-/* Row shares by scale, not by content: the large frame's own width would squeeze the layer grid. */
-#mesm-frame-img {{flex: 2 1 0% !important;}}
-#mesm-layers, #mesm-facs {{flex: 3 1 0% !important; min-width: 460px !important;}}
-#mesm-floor-note th:first-child, #mesm-floor-note td:first-child {{white-space: nowrap;}}
-"""
-
-# In the page's <head>, before Gradio's own script. Gradio 6 keeps a "run history" of every event, inputs and
-# outputs included, in localStorage, rewritten whole at each status message of each event: with the studio's
-# figures (tens of KB per event, 100 events kept) that is megabytes of JSON per slider move, and it grows
-# with the session (measured: most of the browser's time per move). The studio does not use that history.
-HEAD = """<script>
-(() => {
-  const setItem = Storage.prototype.setItem;
-  Storage.prototype.setItem = function (key, value) {
-    if (typeof key === 'string' && key.startsWith('gradio:run-history:v2:')) { return; }
-    return setItem.call(this, key, value);
-  };
-})();
-</script>"""
-
-# Run once when the page loads.
-PAGE_JS = """
-() => {
-  // Enter in a number box applies it: the box loses focus, which is the slider's release event.
-  document.addEventListener('keydown', (event) => {
-    const box = event.target;
-    if (event.key === 'Enter' && box instanceof HTMLInputElement && box.type === 'number') { box.blur(); }
-  }, true);
-  // A plot drawn while its tab was hidden was laid out at plotly's 700 px default; every plot re-fits its box
-  // when the box's width changes (a tab opened, the window resized). Height changes are the plot's own.
-  const observed = new WeakSet();
-  const widths = new WeakMap();
-  const pending = new Set();
-  const refit = () => {
-    for (const plot of pending) {
-      if (plot.isConnected && plot.offsetWidth > 0 && window.Plotly) { window.Plotly.Plots.resize(plot); }
-    }
-    pending.clear();
-  };
-  const resizer = new ResizeObserver((entries) => {
-    for (const entry of entries) {
-      const width = Math.round(entry.contentRect.width);
-      if (widths.get(entry.target) === width) { continue; }
-      widths.set(entry.target, width);
-      const plot = entry.target.querySelector('.js-plotly-plot');
-      if (plot && width > 0) { pending.add(plot); }
-    }
-    if (pending.size) { requestAnimationFrame(refit); }
-  });
-  const scan = () => document.querySelectorAll('.js-plotly-plot').forEach((plot) => {
-    const box = plot.parentElement;
-    if (box && !observed.has(box)) { observed.add(box); resizer.observe(box); }
-  });
-  new MutationObserver(scan).observe(document.body, {childList: true, subtree: true});
-  scan();
-}
-"""
-
-
-def _lenient_slider_class() -> type[gr.Slider]:
-    """``LenientSlider``: a ``gr.Slider`` whose server side accepts any number typed into its box.
-
-    Gradio's own slider rejects a value outside its range before the callback runs: every output shows
-    a red "Error" badge and the server logs a traceback, while the box shows a clamped value that is
-    never applied. Here the callback gets the number as typed and clamps it itself (and says so). A
-    subclass, because Gradio rebuilds a session's copy of a component from its class after an update;
-    Gradio's metaclass would also write a ``.pyi`` stub beside this file for it, so that step is skipped
-    while the class is made.
-    """
-    import gradio.component_meta as meta
-
-    write_stub = meta.create_or_modify_pyi
-    meta.create_or_modify_pyi = lambda *args, **kwargs: None
-    try:
-        class LenientSlider(gr.Slider):
-            is_template = True  # the frontend of gr.Slider
-
-            def preprocess(self, payload: float | None) -> float | None:
-                return None if payload is None else float(payload)
-    finally:
-        meta.create_or_modify_pyi = write_stub
-    return LenientSlider
-
-
-LenientSlider = _lenient_slider_class()
-
-
-def _file_link(path: str | os.PathLike) -> str:
-    """A URL the page can open for a file the app serves (``allowed_paths``)."""
-    return "/gradio_api/file=" + str(Path(path).resolve())
-
-
-def _border_cells_text() -> str:
-    """docs/deviations.md's "Border cells" paragraph (the one source), else the short note."""
-    try:
-        text = DEVIATIONS.read_text(encoding="utf-8")
-    except OSError:
-        return BORDER_CELLS_NOTE
-    found = re.search(r"\*\*Border cells\.\*\*(.*?)(?:\n\n|\Z)", text, re.DOTALL)
-    return " ".join(found.group(1).split()) if found else BORDER_CELLS_NOTE
-
-
-def _plot(figure: dict | None) -> str | None:
-    """A plotly JSON dict (every studio figure) for a :func:`plotly_view`, as JSON text: the page keeps a
-    component's value and copies it on every update, which is cheap for one string and costly for the
-    thousands of small arrays of a parsed figure (measured)."""
-    return None if figure is None else json.dumps(figure, separators=(",", ":"))
-
-
-PLOTLY_FILE = Path(__import__("plotly").__file__).parent / "package_data" / "plotly.min.js"
-
-# A figure view that stays on the page: a new figure is drawn into the same plot with Plotly.react (an
-# incremental update). Gradio's gr.Plot re-creates its plot on every new value (a full plotly render each
-# time: the largest cost of a slider move, measured in benchmarks/studio_live.py).
-PLOTLY_ON_LOAD = """
-const draw = () => {
-  const box = element.querySelector('.mesm-plotly');
-  if (!box) { return; }
-  if (!window.Plotly) { setTimeout(draw, 100); return; }
-  const figure = typeof props.value === 'string' && props.value ? JSON.parse(props.value) : props.value;
-  if (!figure || !figure.data) { window.Plotly.purge(box); box.innerHTML = ''; return; }
-  window.Plotly.react(box, figure.data, figure.layout, {responsive: true, displaylogo: false});
-};
-watch('value', draw);
-draw();
-"""
-
-
-def plotly_view(label: str, elem_id: str, **kwargs: Any) -> gr.HTML:
-    """A page area that shows a plotly figure (its value: the figure as JSON text) and redraws it in place
-    when it changes."""
-    return gr.HTML(value=None, label=label, show_label=True, container=True, elem_id=elem_id,
-                   html_template='<div class="mesm-plotly"></div>', js_on_load=PLOTLY_ON_LOAD, **kwargs)
-
-
-class ImageFiles:
-    """Encode the app's photos ourselves (JPEG q92) and hand Gradio file paths; only the newest ``keep``
-    files stay on disk (Gradio copies outputs into its own cache)."""
-
-    def __init__(self, keep: int = 256) -> None:
-        import collections
-        import tempfile
-
-        self.folder = Path(tempfile.mkdtemp(prefix="mesm_app_images_"))
-        self.keep = keep
-        self.files: collections.deque[Path] = collections.deque()
-        self.counter = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, image: Any) -> str | None:
-        if image is None:
-            return None
-        from PIL import Image
-
-        with self.lock:
-            self.counter += 1
-            path = self.folder / f"{self.counter:08d}.jpg"
-            self.files.append(path)
-            stale = [self.files.popleft() for _ in range(max(0, len(self.files) - self.keep))]
-        for old in stale:
-            old.unlink(missing_ok=True)
-        Image.fromarray(image).save(path, format="JPEG", quality=92)
-        return str(path)
-
 
 def _table(view: FrameView) -> Any:
     """The FACS table with column widths that fit the page: the text columns first, then the numbers."""
@@ -437,8 +264,8 @@ def _other_tabs(c: dict) -> None:
         with gr.Row():
             c["flops_plot"] = plotly_view("FLOPs per layer", "mesm-flops-layers")
             c["flops_p_plot"] = plotly_view("FLOPs and kept fraction against p", "mesm-pcurve")
-        gr.Markdown(f"**Why MESM stays below dense even at p = 1 (border cells).** {_border_cells_text()} "
-                    f"Source: [docs/deviations.md, \"Border cells\"]({_file_link(DEVIATIONS)}).",
+        gr.Markdown(f"**Why MESM stays below dense even at p = 1 (border cells).** {border_cells_text()} "
+                    f"Source: [docs/deviations.md, \"Border cells\"]({file_link(DEVIATIONS)}).",
                     elem_id="mesm-border-cells")
         with gr.Accordion("Numbers (as returned by the API)", open=False):
             c["numbers"] = gr.JSON(label="Numbers")
@@ -486,7 +313,7 @@ class Updates:
     def frame(self, view: FrameView | None, with_image: bool = False) -> dict:
         if view is None:
             return {}
-        out = {self.c.layer_plot: _plot(view.layer_fig), self.c.facs_plot: _plot(view.facs_fig),
+        out = {self.c.layer_plot: figure_value(view.layer_fig), self.c.facs_plot: figure_value(view.facs_fig),
                self.c.facs_table: _table(view), self.c.facs_note: view.facs_note}
         if with_image or view.frame_image is not None:
             out[self.c.frame_img] = self.to_file(view.frame_image)
@@ -499,13 +326,13 @@ class Updates:
                         c.modality_plot: view.modality_fig, c.flops_text: view.flops_text,
                         c.floor_note: view.floor_text})
         if "audio" in view.parts:
-            out[c.mel_plot] = _plot(view.mel_fig)
+            out[c.mel_plot] = figure_value(view.mel_fig)
         if "cue" in view.parts:
-            out.update({c.cue_md: view.cue_text, c.cue_plot: _plot(view.cue_fig)})
+            out.update({c.cue_md: view.cue_text, c.cue_plot: figure_value(view.cue_fig)})
         if "cost" in view.parts:
-            out.update({c.flops_plot: _plot(view.flops_fig), c.numbers: view.numbers})
+            out.update({c.flops_plot: figure_value(view.flops_fig), c.numbers: view.numbers})
             if view.flops_p_fig is not None:   # before its sweep the curve keeps what it shows
-                out[c.flops_p_plot] = _plot(view.flops_p_fig)
+                out[c.flops_p_plot] = figure_value(view.flops_p_fig)
         return out
 
     def clip(self, view: ClipView) -> dict:
@@ -530,87 +357,6 @@ class Updates:
                     c.facs_table: {"headers": ["region"], "data": []}, c.tabs["Ground truth"]: gr.Tab(visible=False),
                     c.export_btn: gr.Button(interactive=False), c.retext_btn: gr.Button(interactive=False),
                     c.status: message})
-        return out
-
-
-class Sessions:
-    """Per page session (Gradio's session hash): the newest :class:`StudioState` an event produced, and a
-    digest of every view value last sent to that page.
-
-    * A follow-up step (the strip, the cost curve, a tab drawn after an update) reads the newest state of its
-      clip, not the one it was triggered with: a slider move made meanwhile is not undone.
-    * Only what changed is sent: a value equal to the one the page already shows becomes ``gr.skip()`` (at a
-      p where the keep floor fixes the face masks, a slider move re-sends no face view at all). Pages only:
-      an API client, which runs no page, gets every value every time.
-    """
-
-    def __init__(self, size: int = 512) -> None:
-        from collections import OrderedDict
-
-        self.size = size
-        self.states: OrderedDict[str, StudioState] = OrderedDict()
-        self.sent: dict[str, dict[int, str]] = {}
-        self.pages: set[str] = set()
-        self.lock = threading.Lock()
-
-    def mark_page(self, request: gr.Request | None) -> None:
-        """This session is a page (its load event ran)."""
-        if request is not None and request.session_hash:
-            with self.lock:
-                self.pages.add(request.session_hash)
-
-    def newest(self, request: gr.Request | None, state: StudioState | None) -> StudioState | None:
-        """The newest state of ``state``'s clip in this session (else ``state`` itself)."""
-        if state is None or request is None or not request.session_hash:
-            return state
-        with self.lock:
-            stored = self.states.get(request.session_hash)
-        return stored if stored is not None and stored.key == state.key else state
-
-    @staticmethod
-    def _digest(value: Any) -> str | None:
-        """A digest of an output value, or None for an update object (always sent)."""
-        import hashlib
-
-        if isinstance(value, gr.Dataframe) and hasattr(value, "mesm_digest"):
-            text = value.mesm_digest
-        elif value is None or isinstance(value, (str, dict, list)) and not (isinstance(value, dict) and "__type__" in value):
-            text = json.dumps(value, sort_keys=True, default=str)
-        else:
-            return None
-        return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-    def send(self, request: gr.Request | None, out: dict, components: Components) -> dict:
-        """Remember the newest state in ``out`` and, for a page, replace the values it already shows."""
-        session = request.session_hash if request is not None else None
-        if not session:
-            return out
-        with self.lock:
-            state = out.get(components.state, gr.skip())
-            if isinstance(state, StudioState) or state is None:
-                if state is None:
-                    self.states.pop(session, None)
-                else:
-                    self.states[session] = state
-                    self.states.move_to_end(session)
-                while len(self.states) > self.size:
-                    dropped, _ = self.states.popitem(last=False)
-                    self.sent.pop(dropped, None)
-                    self.pages.discard(dropped)
-            if session not in self.pages:
-                return out
-            sent = self.sent.setdefault(session, {})
-            only_ours = {id(x) for x in components.server_views()}
-            for component, value in list(out.items()):
-                if id(component) not in only_ours:   # a box the user edits may differ from what was sent
-                    continue
-                digest = self._digest(value)
-                if digest is None:
-                    sent.pop(component._id, None)
-                elif sent.get(component._id) == digest:
-                    out[component] = gr.skip()
-                else:
-                    sent[component._id] = digest
         return out
 
 
@@ -717,7 +463,7 @@ def _wire_clip(w: _Wiring) -> Callable:
         if not tab:
             out[c.flops_text] = text   # an API call; a page has it from the update it shows
         # Sent whatever the tab (once per analysis): the Cost tab may be opened while the sweep runs.
-        out[c.flops_p_plot] = _plot(figure)
+        out[c.flops_p_plot] = figure_value(figure)
         return out
 
     follow = [c.flops_p_plot, c.flops_text, c.floor_range, c.clip_md]
@@ -885,7 +631,7 @@ def build_app(settings: AppSettings | None = None, studio: Studio | None = None)
         info = studio.model_info(checkpoint)
         if info is None:
             return "**Model:** this folder is not a readable checkpoint; Analyze says why."
-        return info.markdown(_file_link(info.card) if info.card else None)
+        return info.markdown(file_link(info.card) if info.card else None)
 
     with gr.Blocks(title="MESM attention studio", analytics_enabled=False) as demo:
         c = layout(studio, model_markdown(studio.default_checkpoint()))
@@ -912,6 +658,6 @@ def launch_kwargs(settings: AppSettings) -> dict[str, Any]:
         "allowed_paths": [str(SAMPLES_DIR), *served_files(settings), str(image_store.folder()), str(PLOTLY_FILE)],
         "css": CSS,
         "js": PAGE_JS,
-        "head": HEAD + f'<script src="{_file_link(PLOTLY_FILE)}"></script>',
+        "head": HEAD + f'<script src="{file_link(PLOTLY_FILE)}"></script>',
         "footer_links": ["api", "gradio"],
     }

@@ -34,7 +34,7 @@ from mesm_core.data.errors import EmptyTranscriptError
 from mesm_core.inference import Prediction, Predictor, PreparedClip, SweepPoint
 from mesm_core.types import ClipRecord
 from mesm_viz.predictor_pool import PredictorPool
-from mesm_viz.workers import BACKGROUND_NICE, PREPARE_NICE, niced_pool
+from mesm_viz.workers import BACKGROUND_NICE, HEAVY_NICE, PREPARE_NICE, niced_pool
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,26 @@ class ClipEntry:
         return self.prepared.record
 
 
+# Pixels to decode (frame area × frames) above which a preparation counts as large: a 10 s clip at 1280×720 and
+# 30 fps is 2.8e8; a 3 s 4K clip at 30 fps 7.5e8.
+HEAVY_PIXELS = 3.0e8
+
+
+def decode_cost(video: str) -> float:
+    """Pixels the decoder goes through for a clip (width × height × frame rate × seconds), from its container's
+    header; 0 when the file cannot say (it is then prepared as a small clip, and fails there if unreadable)."""
+    import av
+
+    try:
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            seconds = float(container.duration or 0) / 1e6 or float(stream.duration * stream.time_base or 0)
+            rate = float(stream.average_rate or 25)
+            return float(stream.codec_context.width * stream.codec_context.height) * rate * seconds
+    except Exception:  # noqa: BLE001 — a probe only
+        return 0.0
+
+
 def _require_text(predictor: Predictor, text: str, source: str) -> None:
     if not text and predictor.is_sparse:
         raise EmptyTranscriptError(source, "empty transcript; MESM needs the words of the utterance "
@@ -109,6 +129,8 @@ class ClipCache:
         # Preparations yield to slider moves; display frames come after the first result (their own worker
         # at a lower priority still, so they never hold up a preparation). mesm_viz.workers.
         self.executor = niced_pool(workers, PREPARE_NICE, "mesm-prepare")
+        # A large clip (4K, long) yields to a small one and to slider moves: its own pool, at a lower priority.
+        self.heavy_executor = niced_pool(workers, HEAVY_NICE, "mesm-prepare-large")
         self.frame_executor = niced_pool(1, BACKGROUND_NICE, "mesm-frames")
         self.lock = threading.RLock()
         self.jobs: OrderedDict[tuple[str, str], _Job] = OrderedDict()
@@ -158,7 +180,8 @@ class ClipCache:
             failed = job is not None and job.future.done() and job.future.exception() is not None
             if job is None or failed:   # a failed preparation is tried again (the error may be transient)
                 job = _Job(Future())
-                job.future = self.executor.submit(self._prepare, video, checkpoint, job)
+                pool = self.heavy_executor if decode_cost(video) > HEAVY_PIXELS else self.executor
+                job.future = pool.submit(self._prepare, video, checkpoint, job)
                 self.jobs[key] = job
             self.jobs.move_to_end(key)
             while len(self.jobs) > self.size:

@@ -5,8 +5,9 @@ shared cores the kernel splits CPU time by priority (``nice``), so each pool's t
 priority when they start (Linux: ``setpriority`` on the thread id; threads FFmpeg and torch start from them
 inherit it). Slider moves run in Gradio's own threads at the process's priority.
 
-Levels (``nice``): clip preparation +3 (another user's analysis yields to a slider move about 2:1), the
-display frames, the preview and the cost curve's sweep +10 (they are not waited for).
+Levels (``nice``): clip preparation +3 (another user's analysis yields to a slider move about 2:1), a large
+clip's preparation +8 (a 4K clip yields to a short clip and to slider moves), the display frames, the preview and
+the cost curve's sweep +10 (they are not waited for).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PREPARE_NICE", "BACKGROUND_NICE", "niced_pool", "background"]
+__all__ = ["PREPARE_NICE", "HEAVY_NICE", "BACKGROUND_NICE", "niced_pool", "background"]
 
 PREPARE_NICE = 3
+HEAVY_NICE = 8
 BACKGROUND_NICE = 10
 
 
