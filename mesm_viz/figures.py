@@ -70,10 +70,10 @@ def flops_bar_dict(report: FlopsReport, *, title: str = "Feature-extraction FLOP
     kept = [(row.actual / row.dense) if row.dense > 0 else 1.0 for row in report.layers]
     saving = 1.0 - report.actual / report.dense if report.dense > 0 else 0.0
     data = [
-        dict(type="bar", x=x, y=_list([_giga(r.dense) for r in report.layers]), name="dense", marker_color=DENSE_COLOR,
+        dict(type="bar", x=x, y=_list([_giga(r.dense) for r in report.layers]), name="dense", marker=dict(color=DENSE_COLOR),
              hovertemplate="%{x}<br>dense %{y:.3f} GFLOPs<extra></extra>"),
         dict(type="bar", x=x, y=_list([_giga(r.actual) for r in report.layers]), name="actual",
-             marker_color=ACTUAL_COLOR, customdata=[[round(k, 4)] for k in kept],
+             marker=dict(color=ACTUAL_COLOR), customdata=[[round(k, 4)] for k in kept],
              hovertemplate="%{x}<br>actual %{y:.3f} GFLOPs (%{customdata[0]:.0%} of dense)<extra></extra>"),
     ]
     layout = dict(barmode="group", yaxis=dict(title=dict(text="GFLOPs")),
@@ -189,7 +189,7 @@ def modality_contributions_dict(
         part = weight * logits
         total += part
         data.append(dict(type="bar", x=list(classes), y=_list(part), name=f"{name} (w={weight:.2f})",
-                         marker_color=MODALITY_COLORS.get(name), hovertemplate=f"{name}: %{{y:.3f}}<extra></extra>"))
+                         marker=dict(color=MODALITY_COLORS.get(name)), hovertemplate=f"{name}: %{{y:.3f}}<extra></extra>"))
     data.append(dict(type="scatter", x=list(classes), y=_list(total), mode="markers", name="fused logit",
                      marker=dict(symbol="diamond", size=10, color=MARK_COLOR)))
     layout = dict(barmode="relative", title=_title(title), yaxis=dict(title=dict(text="logit")),
@@ -224,7 +224,7 @@ def cue_dict(rows: Sequence[CueRow], top_p: float | None) -> dict:
         ("chance (cue share of the grid)", [r.chance for r in rows], DENSE_COLOR),
     ):
         ratios = [v / r.chance if r.chance > 0 else None for v, r in zip(values, rows)]
-        data.append(dict(type="bar", x=labels, y=_list([100 * v for v in values], 4), name=name, marker_color=colour,
+        data.append(dict(type="bar", x=labels, y=_list([100 * v for v in values], 4), name=name, marker=dict(color=colour),
                          customdata=[[None if q is None else round(q, 4), r.items] for q, r in zip(ratios, rows)],
                          hovertemplate="%{x}<br>" + name + ": %{y:.1f}% (×%{customdata[0]:.2f} chance)"
                                        "<br>over %{customdata[1]} frames/chunks with a cue<extra></extra>"))

@@ -160,7 +160,9 @@ const draw = () => {
   if (!box) { return; }
   if (!window.Plotly) { setTimeout(draw, 100); return; }
   const figure = typeof props.value === 'string' && props.value ? JSON.parse(props.value) : props.value;
-  if (!figure || !figure.data) { window.Plotly.purge(box); box.innerHTML = ''; return; }
+  if (!figure || !figure.data) { window.Plotly.purge(box); box.innerHTML = ''; box.style.height = ''; return; }
+  // The figure's own height, on the box: a resize (responsive plotly) re-fits the width and keeps the height.
+  box.style.height = (figure.layout && figure.layout.height ? figure.layout.height : 450) + 'px';
   window.Plotly.react(box, figure.data, figure.layout, {responsive: true, displaylogo: false});
 };
 watch('value', draw);
