@@ -88,13 +88,13 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    from mesm_core.inference import resolve_transcript
+    from mesm_core.data.transcript import resolve_transcript
     from mesm_viz.studio import AppSettings, Studio
 
     work = Path(tempfile.mkdtemp(prefix="mesm_bench_"))
     video, transcript = (Path(args.video), args.transcript) if args.video else _ten_second_clip(work)
     if transcript is None:
-        transcript = resolve_transcript(video, None)
+        transcript = resolve_transcript(video).text
     checkpoint, checkpoint_kind = _checkpoint(args.checkpoint, work)
     settings = AppSettings(checkpoint=checkpoint, export_dir=str(work / "exports"))
     studio = Studio(settings)

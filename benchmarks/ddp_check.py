@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import mesm_core
     from mesm_core.data import CacheDataset, collate
+    from mesm_core.data.cache import read_cache_info
     from mesm_core.distributed import may_leave_parameters_unused
 
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"backend": backend, "world_size": world, "preset": args.preset, "device": str(device)}
     try:
         torch.manual_seed(0)
-        classes = json.loads((Path(args.cache) / "cache.json").read_text(encoding="utf-8"))["classes"]
+        classes = read_cache_info(args.cache).classes
         model = mesm_core.create_model(args.preset, text_pretrained=False, text_model="minilm",
                                        classes=tuple(classes)).to(device).train()
         dataset = CacheDataset(args.cache, "train", classes=model.classes)

@@ -62,13 +62,17 @@ def make_subset(source: Path, target: Path, clips: int, valid: int = 8) -> Path:
 
 
 def cache_classes(cache: Path) -> tuple[str, ...] | None:
+    from mesm_core.data.cache import read_cache_info
+    from mesm_core.errors import InputError
+
     try:
-        return tuple(json.loads((Path(cache) / "cache.json").read_text(encoding="utf-8"))["classes"])
-    except (OSError, ValueError, KeyError):
+        return read_cache_info(cache).classes
+    except InputError:
         return None
 
 
-def _config(preset: str, text: str, device: torch.device, amp: bool, batch_size: int | None, cache: Path):
+def _config(preset: str, text: str, device: torch.device, amp: bool, batch_size: int | None, cache: Path,
+            teacher: str | None = None):
     from mesm_core.models.text import minilm_path
     from mesm_core.presets import get_preset
 
@@ -87,15 +91,20 @@ def _config(preset: str, text: str, device: torch.device, amp: bool, batch_size:
     cfg.train.amp_dtype = "bfloat16"
     if batch_size:
         cfg.train.batch_size = batch_size
+    if teacher:
+        from mesm_core.models.registry import get_arch
+
+        if get_arch(cfg.model.arch).supports_top_p:
+            cfg.train.distill_from = teacher   # the recipe's teacher: its targets are computed once, outside the timing
     return cfg, pretrained
 
 
 def build_trainer(preset: str, cache: Path, device: torch.device, workers: int, amp: bool, text: str,
-                  batch_size: int | None, run_dir: Path):
+                  batch_size: int | None, run_dir: Path, teacher: str | None = None):
     from mesm_core.distributed import DistInfo
     from mesm_core.training.loop import Trainer, TrainOptions
 
-    cfg, pretrained = _config(preset, text, device, amp, batch_size, cache)
+    cfg, pretrained = _config(preset, text, device, amp, batch_size, cache, teacher)
     options = TrainOptions(run_dir=run_dir, cache_dir=cache, device=device.type, num_workers=workers,
                            text_pretrained=pretrained, progress=False, tensorboard=False, evaluate_test=False)
     trainer = Trainer(cfg, options, DistInfo(device=device))
@@ -103,14 +112,19 @@ def build_trainer(preset: str, cache: Path, device: torch.device, workers: int, 
     return trainer, {"text_model": cfg.model.text_model, "text_weights": "pretrained" if pretrained else "random",
                      "text_trainable": cfg.model.text_trainable, "batch_size": cfg.train.batch_size,
                      "amp": f"{cfg.train.amp_dtype} autocast" if trainer.use_amp else "off", "classes": len(cfg.model.classes),
-                     "sparse_backend_in_training": _training_backend(cfg.model)}
+                     "sparse_backend_in_training": _training_backend(cfg.model, cfg.train)}
 
 
-def _training_backend(model_config) -> str | None:
-    if model_config.arch != "mesm":
+def _training_backend(model_config, train_config) -> str | None:
+    from mesm_core.models.registry import get_arch
+
+    if not get_arch(model_config.arch).supports_top_p:
         return None
     if model_config.attention_mode == "straight_through":
-        return "masked (the straight-through keep gate needs every cell)"
+        every = train_config.gate_every
+        if every == 1:
+            return "masked (the straight-through keep gate needs every cell)"
+        return f"masked on the gated steps (1 in {every}), {model_config.sparse_backend} on the others"
     return model_config.sparse_backend
 
 
@@ -159,13 +173,13 @@ def _profile(trainer, batch, device: torch.device, repeats: int = 3) -> dict:
     def cnn():
         with autocast_context(device, trainer.use_amp, trainer.amp_dtype):
             dense = model.encode_dense(batch)
-            if model.arch == "mesm":
+            if model.supports_top_p:
                 with torch.no_grad():
                     cls = model.encode_text(batch.text)
             total = 0
             for m in model.branches:
                 x = dense[m]
-                if model.arch == "mesm":
+                if model.supports_top_p:
                     lengths = batch.face_lengths if m == "visual" else batch.chunk_lengths
                     query = cls[torch.repeat_interleave(torch.arange(lengths.shape[0], device=device), lengths)]
                     x = model._sparse_stage(m, x, query, None, False).features
@@ -191,7 +205,7 @@ def _profile(trainer, batch, device: torch.device, repeats: int = 3) -> dict:
 def measure(preset: str, args, device: torch.device, cache: Path) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         trainer, info = build_trainer(preset, cache, device, args.workers, args.amp, args.text, args.batch_size,
-                                      Path(tmp) / "run")
+                                      Path(tmp) / "run", args.teacher)
         frames = [int(e.get("n_frames", 0)) for e in trainer.datasets["train"].entries]
         chunks = [int(e.get("n_chunks", 0)) for e in trainer.datasets["train"].entries]
         stream = _batches(trainer, args.data, n_preload=args.warmup + args.steps)
@@ -289,6 +303,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--text", choices=("minilm", "preset"), default="minilm")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--teacher", default=None, help="a dense checkpoint: the MESM presets' --distill-from (their "
+                        "recipe's teacher; its targets are computed before the timed steps)")
     parser.add_argument("--subset", default=None, help="write a small copy of --cache here and exit")
     parser.add_argument("--clips", type=int, default=256, help="with --subset: training clips to copy")
     parser.add_argument("--out", default=None, help="results stem in docs/results (default train_throughput_<device>)")

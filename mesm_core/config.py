@@ -74,7 +74,7 @@ class _Section:
 
 @dataclass
 class ModelConfig(_Section):
-    """Architecture of FE2E / MESM (reference §1-§2)."""
+    """Architecture of FE2E / MESM (docs/models.md)."""
 
     SECTION = "model"
 
@@ -129,6 +129,9 @@ class ModelConfig(_Section):
     attention_scorer: Literal["cell", "context"] = "cell"
     # Hidden width k of the attention (0 = the block's input channels C, as the reference).
     attention_hidden: int = 0
+    # The audio attention's own hidden width (0 = attention_hidden): a mel chunk has ~2× a face's cells, so a
+    # narrower scorer there keeps the attention's cost below that of the sparse blocks it selects for.
+    attention_hidden_audio: int = 0
     # Average scores over k×k windows of active cells before the softmax (0 = off; odd k >= 3).
     attention_smoothing: int = 0
     # Keep floor in the selection rule (not in the paper), per modality: the nucleus also keeps the ⌈ρ·N⌉ most
@@ -138,6 +141,15 @@ class ModelConfig(_Section):
     min_keep_visual: float = 0.0
     # Temperature T of the straight-through keep gate's surrogate (training only; no effect on the forward pass).
     keep_temperature: float = 1.0
+    # BatchNorm statistics of the sparse blocks per top-p regime (models/sparse/batchnorm.py): the p values of the
+    # regimes; a forward at p uses the nearest one. () = one set of statistics (the paper and the reference).
+    bn_top_p: tuple[float, ...] = ()
+    # The attention scorer reads the block's input features detached (true): the selection losses then train the
+    # scorer only, never reshape the CNN's features (the task loss still trains them through the kept cells).
+    detach_scorer_input: bool = False
+    # The attention query: "text" (the paper: the transcript's CLS) or "text+posterior" (the CLS plus the detached
+    # class posterior of the branches computed before this one: text for audio; text and audio for faces).
+    attention_query: Literal["text", "text+posterior"] = "text"
     modalities: tuple[str, ...] = MODALITIES
 
     def _range_problems(self) -> list[str]:
@@ -160,6 +172,10 @@ class ModelConfig(_Section):
         for name in ("min_keep_audio", "min_keep_visual"):
             out += self._check(0.0 <= getattr(self, name) <= 1.0, name, "be in [0, 1]")
         out += self._check(self.attention_hidden >= 0, "attention_hidden", "be >= 0 (0: the block's input channels)")
+        out += self._check(self.attention_hidden_audio >= 0, "attention_hidden_audio", "be >= 0 (0: attention_hidden)")
+        regimes = tuple(self.bn_top_p)
+        out += self._check(all(0.0 < p <= 1.0 for p in regimes) and len(set(regimes)) == len(regimes), "bn_top_p",
+                           "list distinct values in (0, 1]")
         return out
 
 
@@ -269,7 +285,7 @@ def model_config_type(arch: str) -> type:
 
 @dataclass
 class DataConfig(_Section):
-    """Clip preprocessing (reference §4) and loader settings."""
+    """Clip preprocessing (docs/data.md, "One clip") and loader settings."""
 
     SECTION = "data"
 
@@ -294,7 +310,7 @@ class DataConfig(_Section):
 
 @dataclass
 class TrainConfig(_Section):
-    """Optimisation recipe (reference §6); paper defaults."""
+    """Optimisation recipe; paper defaults (docs/training.md, "Paper presets")."""
 
     SECTION = "train"
 
@@ -324,21 +340,44 @@ class TrainConfig(_Section):
     # half-cosine over `top_p_anneal_epochs` (fractions of an epoch allowed; 0 and 0 = model.top_p throughout).
     top_p_warmup_epochs: float = 0.0
     top_p_anneal_epochs: float = 0.0
+    # "fixed": every step at the schedule's p (model.top_p); "uniform": each step (after the warm-up) draws p
+    # uniformly from `top_p_range`, so one checkpoint is trained for the whole slider.
+    top_p_sampling: Literal["fixed", "uniform"] = "fixed"
+    top_p_range: tuple[float, float] = (0.2, 1.0)
+    # The straight-through keep gate (model.attention_mode=straight_through) runs on every `gate_every`-th step
+    # (1: every step; 0: only where the self-saliency target needs it); the other steps run on
+    # model.sparse_backend, the fast paths, and the attention learns there from the selection losses only.
+    gate_every: int = 1
     # Keep band: per block and frame, penalise a nucleus that would keep fewer than `keep_min_fraction` or
     # more than `keep_max_fraction` of the active cells: weight · mean(relu(mass(top ⌈ρ_min·N⌉) − p)² +
     # relu(p − mass(top ⌈ρ_max·N⌉))²). 0 / 1 switch a side off.
     keep_min_fraction: float = 0.0
     keep_max_fraction: float = 1.0
     keep_band_weight: float = 10.0
-    # Self-distilled saliency target for the attention (models/keep_gate.py; needs attention_mode
-    # "straight_through"): weight λ and power γ of t ∝ |∂L/∂m|^γ; taken on the steps that run at p = 1
-    # ("dense": warm-up and `dense_step_every`, where the masks do not distort it) or on every step ("all").
+    # Keep ratio across the slider (training/selection.py keep_ratio_penalty): at every p of `keep_ratio_top_p`
+    # the nucleus should keep, on average over a batch's frames, about ρ · p^κ of a frame's active cells, with
+    # ρ = `keep_ratio_audio` / `keep_ratio_visual` (0 = no budget for that modality).
+    keep_ratio_audio: float = 0.0
+    keep_ratio_visual: float = 0.0
+    keep_ratio_weight: float = 10.0
+    keep_ratio_top_p: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
+    # The kept share grows as ρ · p^κ with κ = `keep_ratio_power` (1: linear in p; 2: few cells at low p, most at
+    # high p, which leaves the attention free to concentrate its first half of mass).
+    keep_ratio_power: float = 1.0
+    # The power for the blocks after the first (0 = keep_ratio_power): they choose among the cells the earlier blocks
+    # kept, so a gentler curve there keeps the deeper grids from emptying at low p.
+    keep_ratio_deep_power: float = 0.0
+    # Saliency target for the attention: weight λ (λ · mean over the sparse blocks of CE(t, attention)) and power
+    # γ of t ∝ |saliency|^γ; taken on the steps that run at p = 1 ("dense": warm-up and `dense_step_every`) or
+    # on every step ("all").
     saliency_weight: float = 0.0
     saliency_power: float = 2.0
     saliency_at: Literal["dense", "all"] = "dense"
-    # Whose saliency: "self" (the gate's ∂L/∂m in the same backward pass) or "teacher" (Grad × Input at the
-    # inputs of the dense teacher's last blocks, train.distill_from, which stays fixed while the student adapts).
-    saliency_source: Literal["self", "teacher"] = "self"
+    # Whose saliency: "self" (∂L_task/∂m of the model's own keep gates, task loss only), "teacher" (Grad × Input
+    # at the inputs of the dense teacher's last blocks, train.distill_from, computed once per training clip
+    # before the first epoch: the teacher is fixed, so the target costs nothing per step), or "auto" (the
+    # teacher's when a teacher is given, else the model's own).
+    saliency_source: Literal["self", "teacher", "auto"] = "self"
     # Every k-th optimizer step runs at p = 1 (0 = never): the CNN keeps working densely, the saliency target
     # stays clean, and the other steps train at the scheduled p.
     dense_step_every: int = 0
@@ -346,6 +385,23 @@ class TrainConfig(_Section):
     # logits against the teacher's probabilities, weight `distill_weight` (the task loss keeps weight 1).
     distill_from: str = ""
     distill_weight: float = 0.0
+    # BatchNorm statistics per top-p regime (model.bn_top_p): before each validation, re-estimate every regime's
+    # statistics on this many training batches at its p, no labels and no gradient (US-Nets); 0 = only the
+    # running averages of the steps that happened to run near each p.
+    bn_calibration_batches: int = 0
+    # Model selection across the slider: the selection metric is the mean over these p of the validation metric,
+    # thresholds tuned at each p (empty: model.top_p only). The checkpoint's thresholds stay model.top_p's.
+    select_top_p: tuple[float, ...] = ()
+    # Decision thresholds per p: the best checkpoint also stores thresholds chosen on validation at each of these p
+    # (empty: one set, at model.top_p); evaluate, predict and the studio decide at p with the nearest p's set.
+    threshold_top_p: tuple[float, ...] = ()
+
+    @property
+    def saliency_from(self) -> Literal["self", "teacher"]:
+        """The saliency source in effect: ``auto`` is the teacher's when ``distill_from`` names one, else self."""
+        if self.saliency_source == "auto":
+            return "teacher" if self.distill_from else "self"
+        return self.saliency_source  # type: ignore[return-value]
 
     def _range_problems(self) -> list[str]:
         check = self._check
@@ -357,12 +413,19 @@ class TrainConfig(_Section):
         out += check(0 < self.plateau_factor < 1, "plateau_factor", "be in (0, 1)")
         out += check(self.attention_lr_factor > 0, "attention_lr_factor", "be > 0")
         for name in ("top_p_warmup_epochs", "top_p_anneal_epochs", "distill_weight", "keep_band_weight",
-                     "saliency_weight", "dense_step_every"):
+                     "saliency_weight", "dense_step_every", "gate_every", "keep_ratio_audio", "keep_ratio_visual",
+                     "keep_ratio_weight", "bn_calibration_batches"):
             out += check(getattr(self, name) >= 0, name, "be >= 0")
+        low, high = (tuple(self.top_p_range) + (0.0, 0.0))[:2]
+        out += check(len(self.top_p_range) == 2 and 0 < low <= high <= 1, "top_p_range", "be [low, high] with 0 < low <= high <= 1")
+        for name in ("keep_ratio_top_p", "select_top_p", "threshold_top_p"):
+            out += check(all(0 < p <= 1 for p in getattr(self, name)), name, "list values in (0, 1]")
         if not 0 <= self.keep_min_fraction <= self.keep_max_fraction <= 1:
             out.append(f"train.keep_min_fraction and keep_max_fraction must satisfy 0 <= min <= max <= 1 "
                        f"(got {self.keep_min_fraction}, {self.keep_max_fraction})")
         out += check(self.saliency_power > 0, "saliency_power", "be > 0")
+        out += check(self.keep_ratio_power > 0, "keep_ratio_power", "be > 0")
+        out += check(self.keep_ratio_deep_power >= 0, "keep_ratio_deep_power", "be >= 0 (0: keep_ratio_power)")
         return out
 
 
@@ -389,9 +452,13 @@ class RunConfig:
         """Every invalid value of every section, plus the rules that join two sections."""
         out = self.model.problems() + self.data.problems() + self.train.problems()
         train = self.train
-        if train.saliency_weight > 0 and (self.model.arch != "mesm" or self.model.attention_mode != "straight_through"):
-            out.append("train.saliency_weight > 0 needs a MESM with model.attention_mode=straight_through")
-        if train.saliency_weight > 0 and train.saliency_source == "teacher" and not train.distill_from:
+        if train.saliency_weight > 0 and self.model.arch != "mesm":
+            out.append("train.saliency_weight > 0 needs a MESM (FE2E has no attention to train)")
+        elif train.saliency_weight > 0 and train.saliency_from == "self" and self.model.attention_mode != "straight_through":
+            out.append("train.saliency_source=self needs model.attention_mode=straight_through (it reads the keep gates)")
+        elif train.saliency_weight > 0 and self.model.attention_mode == "reference":
+            out.append("train.saliency_weight > 0 needs a trainable attention (not model.attention_mode=reference)")
+        if train.saliency_weight > 0 and train.saliency_from == "teacher" and not train.distill_from:
             out.append("train.saliency_source=teacher needs a dense teacher: --distill-from CHECKPOINT")
         if self.is_baseline:
             for name in ("init_from", "distill_from"):

@@ -12,7 +12,14 @@ Per block, over the frames/chunks that hold at least one cue cell (:class:`CueTa
 * ``attention_in_cue`` = Σ attention on cue cells / Σ attention (each frame's attention sums to 1, so
   this is the mean share per frame),
 * ``kept_in_cue`` = kept cue cells / kept cells (pooled),
-* ``chance`` = the mean share of cue cells in the grid: what a uniform attention would put there.
+* ``chance`` = the mean share of cue cells in the grid: what a uniform attention would put there;
+* ``chance_active`` = the cue cells' share of the block's *active* input cells: for blocks 2–3, what a uniform
+  attention over the cells the earlier blocks kept would put there (``attention_in_cue / chance_active`` is the
+  block's own enrichment, not the one it inherits);
+* ``fixed_map_ratio`` (when a fixed map is given): the same ratio for one fixed attention map shared by every
+  clip (e.g. the mean attention over the training split), restricted to each frame's active cells. "Learned
+  where to look, per clip" is ``attention_ratio − fixed_map_ratio``;
+* ``floor_decided_share`` = the share of frames/chunks whose mask a keep floor set.
 
 ``python -m mesm_core.evaluate`` sums these over a split (:func:`tally_block` per batch) and the
 studio over one clip (:func:`clip_cue_rows`, live with the slider), so both report the same quantity.
@@ -78,6 +85,10 @@ class CueTally:
     items: int = 0
     kept_all: float = 0.0
     cells_all: int = 0
+    fixed_in: float = 0.0
+    fixed_total: float = 0.0
+    floor_frames: float = 0.0
+    frames_all: int = 0
 
     def __iadd__(self, other: "CueTally") -> "CueTally":
         for name in self.__dataclass_fields__:
@@ -104,26 +115,44 @@ class CueTally:
     def kept_share(self) -> float:
         return self.kept_all / self.cells_all if self.cells_all else math.nan
 
+    @property
+    def fixed_in_cue(self) -> float:
+        return self.fixed_in / self.fixed_total if self.fixed_total else math.nan
+
+    @property
+    def floor_decided_share(self) -> float:
+        return self.floor_frames / self.frames_all if self.frames_all else math.nan
+
 
 def tally_block(pixel_mask: torch.Tensor | np.ndarray, attention: torch.Tensor | np.ndarray,
                 kept: torch.Tensor | np.ndarray, active_in: torch.Tensor | np.ndarray, grid: tuple[int, int],
-                rule: str = CUE_CELL_RULE) -> CueTally:
+                rule: str = CUE_CELL_RULE, *, floor_decided: torch.Tensor | np.ndarray | None = None,
+                fixed_map: torch.Tensor | np.ndarray | None = None) -> CueTally:
     """The sums of one sparse block over N frames/chunks.
 
     pixel_mask: bool (N, H_in, W_in) cue pixels aligned with the block's items; attention float (N, H, W);
-    kept, active_in: bool (N, H, W) (numpy or torch, any device).
+    kept, active_in: bool (N, H, W) (numpy or torch, any device); floor_decided: bool (N,) frames whose mask a
+    keep floor set; fixed_map: float (H, W), one attention map for every frame (scored on each frame's active
+    cells, renormalised).
     """
     attention = torch.as_tensor(attention)
     device = attention.device
     kept = torch.as_tensor(kept, device=device).bool()
     active = torch.as_tensor(active_in, device=device).bool()
     cells = cue_grid(torch.as_tensor(pixel_mask).bool().cpu(), tuple(grid), rule).to(device)
-    tally = CueTally(kept_all=float(kept.float().sum()), cells_all=int(kept.numel()))
+    tally = CueTally(kept_all=float(kept.float().sum()), cells_all=int(kept.numel()), frames_all=int(kept.shape[0]))
+    if floor_decided is not None:
+        tally.floor_frames = float(torch.as_tensor(floor_decided).float().sum())
     has_cue = cells.flatten(1).any(dim=1)
     if not bool(has_cue.any()):
         return tally
     cells, attention = cells[has_cue], attention[has_cue].float()
     kept, active = kept[has_cue], active[has_cue]
+    if fixed_map is not None:
+        fixed = torch.as_tensor(fixed_map, device=device).float()[None] * active.float()
+        fixed = fixed / fixed.flatten(1).sum(dim=1).clamp_min(torch.finfo(torch.float32).tiny)[:, None, None]
+        tally.fixed_in = float((fixed * cells).sum())
+        tally.fixed_total = float(fixed.sum())
     tally.attention_in = float((attention * cells).sum())
     tally.attention_total = float(attention.sum())
     tally.kept_in = float((kept & cells).sum())
@@ -148,12 +177,15 @@ class CueRow:
     chance_active: float        # cue cells' share of the block's active input cells (pooled)
     items: int
     kept_share: float = math.nan  # kept cells' share of the grid over ALL items (cue or not)
+    fixed_in_cue: float = math.nan  # share of a fixed map's mass on cue cells (mean over items), when one was given
+    floor_decided_share: float = math.nan  # share of ALL items whose mask a keep floor set
 
     @classmethod
     def of(cls, modality: str, block: int, grid: tuple[int, int], tally: CueTally) -> "CueRow":
         return cls(modality=modality, block=block, grid=tuple(grid), attention_in_cue=tally.attention_in_cue,
                    kept_in_cue=tally.kept_in_cue, chance=tally.chance, chance_active=tally.chance_active,
-                   items=int(tally.items), kept_share=tally.kept_share)
+                   items=int(tally.items), kept_share=tally.kept_share, fixed_in_cue=tally.fixed_in_cue,
+                   floor_decided_share=tally.floor_decided_share)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "CueRow":
@@ -165,7 +197,8 @@ class CueRow:
         return cls(modality=data["modality"], block=int(data["block"]), grid=tuple(data["grid"]),
                    attention_in_cue=number("attention_in_cue"), kept_in_cue=number("kept_in_cue"),
                    chance=number("chance"), chance_active=number("chance_active"), items=int(data["items"]),
-                   kept_share=number("kept_share"))
+                   kept_share=number("kept_share"), fixed_in_cue=number("fixed_in_cue"),
+                   floor_decided_share=number("floor_decided_share"))
 
     @property
     def attention_ratio(self) -> float:
@@ -175,13 +208,27 @@ class CueRow:
     def kept_ratio(self) -> float:
         return self.kept_in_cue / self.chance if self.chance > 0 else math.nan
 
+    @property
+    def fixed_map_ratio(self) -> float:
+        """A fixed map's cue mass ÷ chance: the same units as :attr:`attention_ratio`."""
+        return self.fixed_in_cue / self.chance if self.chance > 0 else math.nan
+
+    @property
+    def enrichment_active(self) -> float:
+        """Attention on the cue ÷ the cue share of the block's active cells: the block's own enrichment."""
+        return self.attention_in_cue / self.chance_active if self.chance_active > 0 else math.nan
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "modality": self.modality, "block": self.block, "grid": list(self.grid),
             "attention_in_cue": self.attention_in_cue, "kept_in_cue": self.kept_in_cue,
             "chance": self.chance, "chance_active": self.chance_active,
             "attention_ratio": self.attention_ratio, "kept_ratio": self.kept_ratio, "items": self.items,
-            "kept_share": self.kept_share,
+            "kept_share": self.kept_share, "enrichment_active": self.enrichment_active,
+            "floor_decided_share": self.floor_decided_share,
+            # only with a fixed-map baseline (the evaluation has one, a single clip does not)
+            **({} if math.isnan(self.fixed_in_cue) else {"fixed_in_cue": self.fixed_in_cue,
+                                                          "fixed_map_ratio": self.fixed_map_ratio}),
         }
 
 
@@ -226,7 +273,8 @@ def clip_cue_rows(record: ClipRecord, trace: Mapping[str, Sequence[Any]], chunk_
         if mask is None:
             continue
         for index, block in enumerate(blocks, start=1):
-            tally = tally_block(mask, block.attention, block.kept, block.active_in, tuple(block.grid), rule)
+            tally = tally_block(mask, block.attention, block.kept, block.active_in, tuple(block.grid), rule,
+                                floor_decided=getattr(block, "floor_decided", None))
             if tally.items:
                 rows.append(CueRow.of(modality, index, tuple(block.grid), tally))
     return rows

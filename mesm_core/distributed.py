@@ -118,8 +118,11 @@ def may_leave_parameters_unused(model_config: Any, train_dataset: Any = None) ->
         made only of such clips skips that modality's CNN. Read from the cache manifest's ``n_frames`` /
         ``n_chunks``; a dataset that does not list them counts as possibly having such clips.
     """
-    if getattr(model_config, "arch", None) == "mesm" and getattr(model_config, "attention_mode", None) == "reference":
-        return True
+    if getattr(model_config, "attention_mode", None) == "reference":
+        from mesm_core.models.registry import get_arch
+
+        if get_arch(model_config.arch).supports_top_p:  # FE2E carries the field but has no attention
+            return True
     if train_dataset is None:
         return False
     entries = getattr(train_dataset, "entries", None)

@@ -5,20 +5,25 @@
     MesmError
     ├── InputError            the user can fix it: a bad clip, an empty transcript, a wrong checkpoint,
     │   │                     a malformed dataset or cache. The app shows the message; CLIs exit with 2.
-    │   └── FileInputError    ... about one file: ``str(e) == "<file>: <reason>"``, ``e.path``, ``e.reason``
+    │   ├── FileInputError    ... about one file: ``str(e) == "<file>: <reason>"``, ``e.path``, ``e.reason``
+    │   └── CheckpointError   ... a checkpoint that is missing, malformed or does not fit its model
     └── MissingResourceError  something optional is not installed or not downloaded (a text model, GloVe,
                               the MediaPipe face model). Installing it fixes it; the input was fine.
 
 Every concrete class also keeps the builtin base it had before this root existed (``ValueError`` or
 ``RuntimeError``), so ``except ValueError`` around older call sites still catches it. Classify by
 ``isinstance`` against these roots, never by class name.
+
+The concrete classes live beside the code that raises them, except :class:`CheckpointError`: both the
+checkpoint format (``mesm_core.checkpoint``) and the weight mapping of a warm start
+(``mesm_core.models.warm_start``, which must not import the format) raise it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["MesmError", "InputError", "FileInputError", "MissingResourceError"]
+__all__ = ["MesmError", "InputError", "FileInputError", "CheckpointError", "MissingResourceError"]
 
 
 class MesmError(Exception):
@@ -39,6 +44,10 @@ class FileInputError(InputError):
 
     def __reduce__(self):  # keep (path, reason) when errors cross process boundaries
         return (type(self), (self.path, self.reason))
+
+
+class CheckpointError(InputError, RuntimeError):
+    """A checkpoint is missing, malformed or does not match the model it describes (message names the file)."""
 
 
 class MissingResourceError(MesmError):

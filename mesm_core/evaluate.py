@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from mesm_core.console import log_to_console
 from mesm_core.evaluation.cues import CUE_CELL_RULE, CUE_CELL_RULES
 from mesm_core.evaluation.thresholds import THRESHOLD_MODES
 
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    log_to_console()
     moved = [f"--{flag.replace('_', '-')}" for flag in _MOVED_FIGURE_FLAGS if getattr(args, flag) is not None]
     if moved:
         parser.error(f"{', '.join(moved)}: the figures are drawn by mesm_viz now: evaluate with --out EVAL.json, then "
@@ -77,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.fe2e_checkpoint is not None and not args.fe2e_checkpoint.exists():
         parser.error(f"--fe2e-checkpoint {args.fe2e_checkpoint}: no such directory")
 
-    from mesm_core.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_info
+    from mesm_core.checkpoint import CheckpointError, read_checkpoint_info
+    from mesm_core.loading import load_checkpoint
     from mesm_core.distributed import DeviceError, resolve_device
     from mesm_core.errors import MesmError
     from mesm_core.evaluation import TopPError, format_evaluation, parse_top_ps, run_evaluation

@@ -4,10 +4,12 @@
                    → BASELINES  LF-LSTM, LF-TRANS,  read a feature cache             → FeatureBatch
                                 EmoEmbs, MulT
 
+Which family an architecture belongs to is its registry entry's ``family`` (``mesm_core.models.registry``).
 A :class:`ModelFamily` knows how to check and open its kind of data directory, how to build a model from
-its config section, and what a batch is (dataset + collate). Everything above it is written once: the
-Trainer (``mesm_core.training``), the prediction collector and the evaluation (``mesm_core.evaluation``),
-checkpoint loading (``mesm_core.checkpoint``) and the CLIs. Both families' models map a batch to the same
+its config section (the registry's builder, plus the pretrained resources the family hands in), and what a
+batch is (dataset + collate). Everything above it is written once: the Trainer (``mesm_core.training``), the
+prediction collector and the evaluation (``mesm_core.evaluation``), checkpoint loading
+(``mesm_core.loading``) and the CLIs. Both families' models map a batch to the same
 :class:`~mesm_core.types.ModelOutput`, so losses, thresholds and metrics need no family at all.
 """
 
@@ -20,6 +22,7 @@ from torch import nn
 
 from mesm_core.config import BaselineModelConfig, ModelConfig, RunConfig
 from mesm_core.errors import InputError
+from mesm_core.models.registry import Arch, build_model, get_arch
 
 __all__ = ["DataDirError", "SplitDataset", "ModelFamily", "E2EFamily", "BaselineFamily", "E2E", "BASELINES",
            "FAMILIES", "family_of", "has_split", "label_embeddings_for"]
@@ -49,6 +52,7 @@ class ModelFamily:
     data_kind = ""    # the kind of data directory it reads
     data_marker = ""  # the file every such directory has
     make_data = ""    # how to make one
+    has_default_data = False  # trains without --data (on the embedded synthetic dataset)
 
     def check_data(self, data_dir: str | Path) -> Path:
         """``data_dir`` as a Path when it is this family's kind of data directory, else :class:`DataDirError`
@@ -69,7 +73,12 @@ class ModelFamily:
     def build_model(self, config: Any, *, pretrained: bool = True) -> nn.Module:
         """A fresh model for its config section. ``pretrained`` loads pretrained resources (the E2E text encoder,
         EmoEmbs' GloVe label vectors); False when the weights are about to come from a checkpoint, or offline."""
-        raise NotImplementedError
+        resources = self.resources(get_arch(config.arch), config) if pretrained else {}
+        return build_model(config, pretrained=pretrained, **resources)
+
+    def resources(self, arch: Arch, config: Any) -> dict[str, Any]:
+        """The pretrained resources this family hands to ``arch``'s builder (none by default)."""
+        return {}
 
     def dataset(self, data_dir: str | Path, split: str, config: Any) -> SplitDataset:
         """The items of ``split`` in the data directory, labels in the order of ``config.classes``.
@@ -93,11 +102,7 @@ class E2EFamily(ModelFamily):
     data_kind = "preprocessed cache"
     data_marker = "cache.json"
     make_data = "make one with python -m mesm_core.preprocess"
-
-    def build_model(self, config: ModelConfig, *, pretrained: bool = True) -> nn.Module:
-        from mesm_core.models.factory import build_model
-
-        return build_model(config, text_pretrained=pretrained)
+    has_default_data = True
 
     def dataset(self, data_dir: str | Path, split: str, config: ModelConfig) -> SplitDataset:
         from mesm_core.data import CacheDataset
@@ -121,7 +126,7 @@ class E2EFamily(ModelFamily):
         from mesm_core.data.cache import read_cache_info
 
         try:
-            return read_cache_info(data_dir).get("dataset")
+            return read_cache_info(data_dir).dataset
         except InputError:
             return None
 
@@ -148,11 +153,9 @@ class BaselineFamily(ModelFamily):
                 model.label_words = ()
         return cfg
 
-    def build_model(self, config: BaselineModelConfig, *, pretrained: bool = True) -> nn.Module:
-        from mesm_core.models.baselines import create_baseline
-
-        embeddings = label_embeddings_for(config) if config.arch == "emoembs" and pretrained else None
-        return create_baseline(config, embeddings)
+    def resources(self, arch: Arch, config: BaselineModelConfig) -> dict[str, Any]:
+        """EmoEmbs' frozen label vectors (GloVe), for an architecture that takes them."""
+        return {"label_embeddings": label_embeddings_for(config)} if arch.label_vectors else {}
 
     def dataset(self, data_dir: str | Path, split: str, config: BaselineModelConfig) -> SplitDataset:
         from mesm_core.features.cache import FeatureCache, FeatureCacheError
@@ -196,12 +199,14 @@ def label_embeddings_for(config: BaselineModelConfig):
 E2E = E2EFamily()
 BASELINES = BaselineFamily()
 FAMILIES = (E2E, BASELINES)
+_BY_NAME = {family.name: family for family in FAMILIES}
 
 
 def family_of(item: Any) -> ModelFamily:
-    """The family of a RunConfig, a model config section, or a model (by its ``config``)."""
+    """The family of a RunConfig, a model config section, or a model (by its ``config``): its architecture's
+    registry entry says which."""
     config = item.model if isinstance(item, RunConfig) else getattr(item, "config", item)
-    return BASELINES if isinstance(config, BaselineModelConfig) else E2E
+    return _BY_NAME[get_arch(config.arch).family]
 
 
 def has_split(data_dir: str | Path, split: str, config: Any) -> bool:

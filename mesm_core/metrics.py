@@ -1,4 +1,5 @@
-"""Per-class multi-label metrics and validation-tuned thresholds (paper §5.1, reference §6.5).
+"""Per-class multi-label metrics and validation-tuned thresholds (paper §5.1; docs/deviations.md,
+"Training and metrics").
 
 Every emotion is scored as a one-vs-rest binary task on sigmoid probabilities:
 

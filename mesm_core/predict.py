@@ -19,8 +19,10 @@ from typing import Callable
 
 import torch
 
+from mesm_core.console import log_to_console
 from mesm_core.errors import MesmError
-from mesm_core.inference import DEFAULT_CHECKPOINT, Prediction, Predictor, format_prediction, write_report
+from mesm_core.inference import Prediction, Predictor, format_prediction, write_report
+from mesm_core.resources import DEFAULT_CHECKPOINT, default_checkpoint
 
 __all__ = ["build_parser", "main"]
 
@@ -34,7 +36,8 @@ def build_parser(prog: str = "python -m mesm_core.predict", report_help: str = "
     text = parser.add_mutually_exclusive_group()
     text.add_argument("--transcript", help="the words spoken in the clip (MESM needs them)")
     text.add_argument("--transcript-file", help="a text file holding the transcript")
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="checkpoint folder (default: %(default)s)")
+    parser.add_argument("--checkpoint", default=None,
+                        help=f"checkpoint folder (default: the bundled {DEFAULT_CHECKPOINT.name}, in a checkout)")
     parser.add_argument("--top-p", type=float, default=None, help="MESM nucleus threshold (default: the checkpoint's)")
     parser.add_argument("--report", default=None, required=report_required, help=report_help)
     parser.add_argument("--device", default="cpu")
@@ -51,6 +54,7 @@ def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | Non
     """Run the CLI. ``parser`` and ``write(prediction, out_dir) -> report.json path`` let
     ``python -m mesm_viz.report`` reuse it with its own help and its image-drawing writer."""
     args = (parser or build_parser()).parse_args(argv)
+    log_to_console()
     if args.threads:
         torch.set_num_threads(args.threads)
     transcript = args.transcript  # None → the .txt/.srt sidecar beside the video, if any
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None, *, parser: argparse.ArgumentParser | Non
         transcript = Path(args.transcript_file).read_text(encoding="utf-8").strip()
     try:
         backend = args.sparse_backend or "auto"
-        predictor = Predictor.load(args.checkpoint, args.device, sparse_backend=backend)
+        predictor = Predictor.load(args.checkpoint or default_checkpoint(), args.device, sparse_backend=backend)
         prediction = predictor.predict(args.video, transcript, args.top_p)
     except MesmError as exc:  # bad media, empty transcript, bad checkpoint: each names the file and the reason
         print(f"error: {exc}", file=sys.stderr)

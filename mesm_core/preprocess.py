@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from mesm_core.console import log_to_console
 from mesm_core.config import RunConfig, apply_overrides
 
 
@@ -57,6 +58,7 @@ def data_config_from_overrides(overrides: list[str]):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    log_to_console()
     from mesm_core.data.cache import parse_shard
     from mesm_core.data.prepare import build_cache
     from mesm_core.errors import MesmError

@@ -5,7 +5,7 @@ Every preset is a full :class:`~mesm_core.config.RunConfig` (model + data + trai
 reproducible from its name plus overrides. ``get_preset`` always returns a fresh copy; ``list_presets``
 lists FE2E/MESM and the baselines alike, and ``python -m mesm_core.train --preset NAME`` trains any of them.
 
-Paper presets follow the reference implementation (docs: reference §1, §6, §9): ALBERT-base-v2
+Paper presets follow the reference implementation (docs/models.md; docs/training.md, "Paper presets"): ALBERT-base-v2
 text encoder fine-tuned at lr/10, VGG-style CNNs 64-64-64-128-256-512, 4-layer 64-d Transformers,
 Adam lr 5e-5, batch 8, 40 epochs, early stop 6. MESM keeps the paper's best p per dataset
 (IEMOCAP 0.7, MOSEI 0.5).
@@ -13,8 +13,9 @@ Adam lr 5e-5, batch 8, 40 epochs, early stop 6. MESM keeps the paper's best p pe
 Small presets share the input geometry of the paper (48×48 faces, 128×32 mel chunks, MOSEI's six
 classes) but are about 60× narrower, use the packaged MiniLM as a *frozen* text encoder and a log mel
 transform, so they train on two CPU cores in minutes on the embedded synthetic dataset. ``mesm_small``
-also carries the selection-training recipe (context scorer, keep floor, saliency target on dense steps);
-the paper presets keep the paper's per-cell scorer and plain nucleus.
+also carries the slider recipe (one checkpoint for every p: p drawn per step, BN statistics and thresholds per
+p, a keep-ratio budget, a teacher's saliency target, deployed at p = 0.7); the paper presets keep the paper's
+per-cell scorer and plain nucleus.
 
 Baseline presets carry each model's own recipe (docs/baselines.md); their feature sizes and classes are
 taken from the feature cache when a run is configured for it:
@@ -43,7 +44,7 @@ from mesm_core.config import (
     TrainConfig,
 )
 
-__all__ = ["list_presets", "get_preset", "register_preset", "is_baseline_preset"]
+__all__ = ["list_presets", "get_preset", "register_preset"]
 
 _REGISTRY: dict[str, Callable[[], RunConfig]] = {}
 
@@ -63,11 +64,6 @@ def register_preset(name: str) -> Callable[[Callable[[], RunConfig]], Callable[[
 def list_presets() -> list[str]:
     """Names of all registered presets, sorted."""
     return sorted(_REGISTRY)
-
-
-def is_baseline_preset(name: str) -> bool:
-    """True when ``name`` is a registered preset of a two-phase baseline (it trains on a feature cache)."""
-    return name in _REGISTRY and get_preset(name).is_baseline
 
 
 def get_preset(name: str) -> RunConfig:
@@ -139,12 +135,23 @@ def _small(arch: str) -> RunConfig:
     )
     train = TrainConfig(lr=1e-3, batch_size=16, epochs=30, early_stop=6)
     if arch == "mesm":
-        # The selection recipe of docs/training.md ("Training the selection"; ablation in
-        # docs/results/selection_ablation.md): context scorer, keep floors of 20 % (audio) and 60 % (faces), and the attention trained towards
-        # the model's own saliency on every other (dense) step, at 3× the learning rate.
-        model.attention_scorer = "context"
-        model.min_keep_audio, model.min_keep_visual = 0.2, 0.6
-        train.saliency_weight, train.saliency_power, train.dense_step_every = 1.0, 1.0, 2
+        # The slider recipe (docs/training.md, "Training the selection"; leave-one-out ablation in
+        # docs/results/selection_ablation.md): one checkpoint for every p. p is drawn per step from [0.2, 1]; BN
+        # statistics and decision thresholds per p regime; a keep-ratio budget (the nucleus at p keeps about
+        # ρ·p² of a frame's cells: ρ = 0.6 audio, 1.0 faces) instead of fixed keep floors (a 5 % safety floor
+        # remains); the attention pulled towards a dense teacher's saliency (or, without one, the model's own
+        # task-only saliency) and queried with the earlier branches' posterior; distillation from the teacher.
+        # The demo adds --init-from / --distill-from assets/checkpoints/fe2e_small (scripts/train_demo.sh).
+        regimes = tuple(round(0.1 * i, 1) for i in range(1, 11))
+        model.top_p = 0.7
+        model.attention_scorer, model.attention_query, model.detach_scorer_input = "context", "text+posterior", True
+        model.min_keep_audio = model.min_keep_visual = 0.05
+        model.bn_top_p = regimes
+        train.top_p_sampling, train.top_p_range = "uniform", (0.2, 1.0)
+        train.bn_calibration_batches, train.select_top_p, train.threshold_top_p = 4, (0.3, 0.7), regimes
+        train.keep_ratio_audio, train.keep_ratio_visual, train.keep_ratio_power, train.keep_ratio_weight = 0.6, 1.0, 2.0, 30.0
+        train.saliency_source, train.saliency_weight, train.saliency_power, train.saliency_at = "auto", 0.5, 2.0, "all"
+        train.distill_weight = 1.0
         train.attention_lr_factor = 3.0
     return RunConfig(model=model, data=DataConfig(), train=train)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mesm_core.config import ConfigError, RunConfig, apply_overrides, run_config_from_dict
+from mesm_core.console import log_to_console
 
 DEFAULT_PRESET = "mesm_small"
 
@@ -105,7 +106,7 @@ def resolve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
                     setattr(cfg.train, field, str(resolve_checkpoint_dir(value)))
                 except CheckpointError as exc:
                     parser.error(f"{flag}: {exc}")
-        if cfg.train.distill_from and cfg.train.distill_weight <= 0 and cfg.train.saliency_source != "teacher":
+        if cfg.train.distill_from and cfg.train.distill_weight <= 0 and cfg.train.saliency_from != "teacher":
             cfg.train.distill_weight = 1.0  # a teacher given for nothing else: distil its logits
     if args.epochs is not None:
         cfg.train.epochs = args.epochs
@@ -123,13 +124,20 @@ def resolve_data(args: argparse.Namespace, cfg: RunConfig, parser: argparse.Argu
     (by rank 0, the others wait)."""
     from mesm_core.data.prepare import DEFAULT_SYNTHETIC_CACHE, DEFAULT_SYNTHETIC_SOURCE, ensure_synthetic_cache
     from mesm_core.distributed import barrier
+    from mesm_core.errors import InputError
     from mesm_core.families import DataDirError, family_of
+    from mesm_core.training.run_files import read_run_info
 
     family = family_of(cfg)
     data = args.data
-    if data is None and args.resume and (args.out / "run.json").is_file():
-        data = Path(json.loads((args.out / "run.json").read_text())["cache_dir"])
-    if data is None and cfg.is_baseline:
+    if data is None and args.resume:
+        try:
+            previous = read_run_info(args.out)
+        except InputError as exc:
+            parser.error(f"--resume: {exc}")
+        if previous is not None:
+            data = Path(previous.cache_dir)
+    if data is None and not family.has_default_data:
         parser.error(f"--data FEATURE_CACHE is required for the baseline preset {cfg.preset!r} (build one with "
                      "python -m mesm_core.features build --clips CLIP_CACHE --out FEATURE_CACHE)")
     if data is None:
@@ -147,6 +155,7 @@ def resolve_data(args: argparse.Namespace, cfg: RunConfig, parser: argparse.Argu
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    log_to_console()
     _positive(parser, "--epochs", args.epochs)
     _positive(parser, "--max-steps", args.max_steps)
     _positive(parser, "--num-workers", args.num_workers, minimum=0)

@@ -13,6 +13,8 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import torch
 
+from mesm_core.config import MODALITIES
+
 
 @dataclass
 class ClipMeta:
@@ -162,6 +164,52 @@ class Batch:
 
 
 @dataclass
+class FeatureBatch:
+    """Model input of the baselines: zero-padded per-step feature sequences.
+
+    text           float32 (B, L_t, D_t)   e.g. GloVe vectors, one per word
+    text_lengths   long    (B,)            ≥ 1 (an empty transcript is one zero vector)
+    audio          float32 (B, L_a, D_a)   one vector per 400 ms window
+    audio_lengths  long    (B,)            ≥ 1
+    visual         float32 (B, L_v, D_v)   one vector per sampled frame (2 fps)
+    visual_lengths long    (B,)            ≥ 1
+    visual_face    bool    (B, L_v)        True where a face was found (faceless frames are zeros)
+    labels         float32 (B, C) multi-hot, or None at inference
+    """
+
+    text: torch.Tensor
+    text_lengths: torch.Tensor
+    audio: torch.Tensor
+    audio_lengths: torch.Tensor
+    visual: torch.Tensor
+    visual_lengths: torch.Tensor
+    visual_face: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    ids: list[str] = field(default_factory=list)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.text_lengths.shape[0])
+
+    def features(self, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(padded features (B, L, D), lengths (B,)) of ``modality``."""
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}")
+        return getattr(self, modality), getattr(self, f"{modality}_lengths")
+
+    def to(self, device: torch.device | str) -> "FeatureBatch":
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        return FeatureBatch(
+            text=self.text.to(device), text_lengths=self.text_lengths.to(device),
+            audio=self.audio.to(device), audio_lengths=self.audio_lengths.to(device),
+            visual=self.visual.to(device), visual_lengths=self.visual_lengths.to(device),
+            visual_face=move(self.visual_face), labels=move(self.labels), ids=list(self.ids),
+        )
+
+
+@dataclass
 class FlopsRow:
     modality: str   # "visual" | "audio"
     name: str       # e.g. "stem", "block1", "attention1", "sparse_block1", "pool1"
@@ -194,6 +242,7 @@ class SparseBlockTrace:
     active_in  bool    (N, H, W)  cells that were active before this block's selection
     grid       (H, W)             the block's input grid (visual 24×24/12×12/6×6; audio 64×16/32×8/16×4 at full size)
     active_cells int              kept.sum()
+    floor_decided bool (N,)       frames/chunks whose mask the keep floor set (it kept more than the nucleus would)
     """
 
     attention: torch.Tensor
@@ -201,6 +250,7 @@ class SparseBlockTrace:
     active_in: torch.Tensor
     grid: tuple[int, int]
     active_cells: int
+    floor_decided: torch.Tensor | None = None
 
 
 @dataclass
@@ -210,11 +260,14 @@ class SelectionState:
     log_probs  float (N, H, W)  attention log-probabilities (-inf on inactive cells), differentiable
     kept       bool  (N, H, W)  the nucleus mask
     active     bool  (N, H, W)  cells active before this block's selection
+    gate       float (N, H, W)  the straight-through keep gate (values = kept) on gated steps, else None:
+                                ∂L/∂gate is each cell's first-order keep effect (the self-saliency target)
     """
 
     log_probs: torch.Tensor
     kept: torch.Tensor
     active: torch.Tensor
+    gate: torch.Tensor | None = None
 
 
 @dataclass

@@ -9,15 +9,14 @@ from functools import lru_cache
 from pathlib import Path
 
 from mesm_core.checkpoint import is_checkpoint_dir
-from mesm_core.inference import resolve_transcript
-from mesm_core.inference.predictor import REPO_ROOT
+from mesm_core.data.transcript import resolve_transcript
+from mesm_core.resources import CHECKPOINTS_DIR, REPO_ROOT, SAMPLES_DIR
 
 __all__ = ["REPO_ROOT", "BUNDLED_CHECKPOINTS", "SAMPLES_DIR", "discover_checkpoints", "bundled_checkpoints",
            "resolve_default_checkpoint", "checkpoint_label", "sample_clips", "sample_cue_files", "sample_transcript",
            "find_cue_file"]
 
-BUNDLED_CHECKPOINTS = REPO_ROOT / "assets" / "checkpoints"
-SAMPLES_DIR = REPO_ROOT / "assets" / "samples"
+BUNDLED_CHECKPOINTS = CHECKPOINTS_DIR  # absent outside a checkout: then no bundled checkpoints and no samples
 
 
 def discover_checkpoints(*roots: str | os.PathLike) -> list[str]:
@@ -64,7 +63,7 @@ def checkpoint_label(path: str) -> str:
 def sample_clips(folder: str | os.PathLike = SAMPLES_DIR) -> list[tuple[str, str]]:
     """``(video, transcript)`` for each sample clip; the transcript comes from the ``.txt`` sidecar."""
     folder = Path(folder)
-    return [(str(video), resolve_transcript(video, None)) for video in sorted(folder.glob("*.mp4"))] \
+    return [(str(video), resolve_transcript(video).text) for video in sorted(folder.glob("*.mp4"))] \
         if folder.is_dir() else []
 
 
@@ -98,7 +97,7 @@ def sample_transcript(video_sha1: str, folder: str | os.PathLike = SAMPLES_DIR) 
     for entry in entries:
         video = Path(folder) / str(entry.get("video") or entry.get("file") or "")
         if entry.get("sha1") == video_sha1 and video.is_file():
-            text = resolve_transcript(video, None)
+            text = resolve_transcript(video).text
             return (text, video.name) if text else None
     return None
 

@@ -159,46 +159,50 @@ class ClipCache:
         return digest
 
     # --- features ---------------------------------------------------------------------------------
-    def _prepare(self, video: str, checkpoint: str, job: _Job) -> PreparedClip:
+    def _prepare(self, video: str, checkpoint: str, cue: str | None, sha1: str, job: _Job) -> PreparedClip:
         def report(fraction: float, stage: str) -> None:
             job.stages.append((fraction, stage))
 
         predictor = self.pool.get(checkpoint)
         start = time.perf_counter()
         prepared = predictor.prepare(video, PLACEHOLDER_TEXT, data_config=self.data_config(predictor),
-                                     progress=report)
+                                     progress=report, cue_file=cue, video_sha1=sha1 or None)
         prepared.timings["prepare_total_s"] = time.perf_counter() - start
         from mesm_viz.frames import FRAME_HEIGHT
 
         self.frames(video, prepared.record, prepared.video_sha1, FRAME_HEIGHT)   # decoded while the views are drawn
         return prepared
 
-    def _job(self, video: str, checkpoint: str) -> _Job:
-        key = (checkpoint, self.sha1(video) or str(video))
+    def _job(self, video: str, checkpoint: str, cue: str | None) -> _Job:
+        """The preparation of (checkpoint, video content, true cue file): started once, reused after."""
+        sha1 = self.sha1(video)
+        key = (checkpoint, sha1 or str(video), cue or "")
         with self.lock:
             job = self.jobs.get(key)
             failed = job is not None and job.future.done() and job.future.exception() is not None
             if job is None or failed:   # a failed preparation is tried again (the error may be transient)
                 job = _Job(Future())
                 pool = self.heavy_executor if decode_cost(video) > HEAVY_PIXELS else self.executor
-                job.future = pool.submit(self._prepare, video, checkpoint, job)
+                job.future = pool.submit(self._prepare, video, checkpoint, cue, sha1, job)
                 self.jobs[key] = job
             self.jobs.move_to_end(key)
             while len(self.jobs) > self.size:
                 self.jobs.popitem(last=False)
             return job
 
-    def prefetch(self, video: str | None, checkpoint: str) -> None:
-        """Start preparing a clip as soon as it is given (the result waits in the cache for Analyze)."""
+    def prefetch(self, video: str | None, checkpoint: str, cue: str | None = None) -> None:
+        """Start preparing a clip as soon as it is given (the result waits in the cache for Analyze); ``cue``:
+        its true cue file, when it has one (attached while preparing)."""
         if video:
             try:
-                self._job(str(video), checkpoint)
+                self._job(str(video), checkpoint, cue)
             except Exception as exc:  # noqa: BLE001 — Analyze reports the problem in the user's words
                 log.debug("prefetch of %s not started: %s", video, exc)
 
-    def features(self, video: str, checkpoint: str, progress: Progress | None = None) -> PreparedClip:
+    def features(self, video: str, checkpoint: str, cue: str | None = None,
+                 progress: Progress | None = None) -> PreparedClip:
         """The prepared clip (placeholder transcript), waiting for its job; raises what preparing raised."""
-        job = self._job(video, checkpoint)
+        job = self._job(video, checkpoint, cue)
         told = 0
         while True:
             try:
@@ -254,13 +258,12 @@ class ClipCache:
         record = dataclasses.replace(features.record, transcript=text)
         return dataclasses.replace(features, record=record, transcript=text)
 
-    def entry(self, video: str, text: str, checkpoint: str, cue_file: str | None,
-              attach: Callable[[ClipRecord, str, DataConfig], tuple[str | None, str]],
-              progress: Progress | None = None) -> ClipEntry:
-        """The entry of (checkpoint, video, transcript, cue file), built from the clip's features.
+    def entry(self, video: str, text: str, checkpoint: str, cue_file: str | None, cue: str | None,
+              outcome: Callable[[PreparedClip], tuple[str | None, str]], progress: Progress | None = None) -> ClipEntry:
+        """The entry of (checkpoint, video, transcript, cue file given), built from the clip's features.
 
-        ``attach(record, sha1, config)`` attaches the true cue regions to the entry's own record and
-        returns (the cue file used, a note when a given one did not fit)."""
+        ``cue``: the true cue file to attach (the one given, or one found for the clip); ``outcome(prepared)``
+        says which file was used and, when a given one did not fit, why (the entry's ``cue_file``/``cue_note``)."""
         sha1 = self.sha1(video)
         key = clip_key(checkpoint, sha1, text, cue_file)
         cached = self.get(key)
@@ -269,9 +272,9 @@ class ClipCache:
         predictor = self.pool.get(checkpoint)
         _require_text(predictor, text, Path(video).name)   # before waiting for the clip: fail fast
         start = time.perf_counter()
-        features = self.features(video, checkpoint, progress)
+        features = self.features(video, checkpoint, cue, progress)
         prepared = self.with_text(predictor, features, text)
-        used, note = attach(prepared.record, sha1, self.data_config(predictor))
+        used, note = outcome(prepared)
         entry = ClipEntry(key=key, checkpoint=checkpoint, video=str(video), prepared=prepared, cue_file=used,
                           cue_note=note, timings=dict(prepared.timings, entry_s=time.perf_counter() - start))
         return self.store(entry)

@@ -2,11 +2,14 @@
 
 Geometry: docs/facs.md ("Face frame", "Region table"). Landmarks are the 5 MTCNN points in *crop* pixel coordinates
 ``(x, y)``, ordered ``eye_l, eye_r, nose, mouth_l, mouth_r`` with "l" = image-left (the subject's right on
-an unmirrored camera). From them a face frame is built::
+an unmirrored camera). From them a face frame is built (:class:`mesm_core.geometry.FaceFrame`, shared with the
+synthetic faces)::
 
     c = (E_l + E_r) / 2          d = |E_r - E_l|           u = (E_r - E_l) / d      (image right)
     v = (-u_y, u_x)              (image down)              m = (M_l + M_r) / 2     h = (m - c) · v
     (s, t)  ↦  c + s·d·u + t·h·v        eyes at (∓0.5, 0), mouth line at t = 1.
+
+(``FaceFrame`` names c, d and h ``centre``, ``iod`` and ``height``.)
 
 Every region is a box, disc or convex polygon in (s, t) (or around a landmark), rasterised by testing the
 *pixel centres* ``(j + 0.5, i + 0.5)`` of the crop, so masks are clipped to the crop by construction and
@@ -26,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mesm_core.geometry import FaceFrame
+
 __all__ = [
     "ARCFACE_TEMPLATE_112",
     "AU_NAMES",
@@ -38,9 +43,7 @@ __all__ = [
     "PrototypeVariant",
     "REGION_SPECS",
     "Region",
-    "FaceFrame",
     "default_landmarks",
-    "face_frame",
     "facs_regions",
     "label_mapping",
     "merge_sides",
@@ -74,63 +77,6 @@ AU_NAMES: dict[int, str] = {
     20: "lip stretcher", 22: "lip funneler", 23: "lip tightener", 24: "lip pressor", 25: "lips part",
     26: "jaw drop", 27: "mouth stretch", 28: "lip suck", 38: "nostril dilator", 43: "eyes closed", 45: "blink",
 }
-
-
-# --- face frame -----------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class FaceFrame:
-    """The (s, t) face coordinate frame of one crop (pixel units of the landmarks)."""
-
-    c: np.ndarray   # (2,) eye midpoint
-    u: np.ndarray   # (2,) unit vector eye_l → eye_r
-    v: np.ndarray   # (2,) unit vector perpendicular to u, pointing down the face
-    d: float        # inter-ocular distance
-    h: float        # eye-line → mouth-midpoint distance along v
-
-    def to_pixels(self, s: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """(s, t) arrays of equal shape ``(...)`` → pixel points ``(..., 2)`` as (x, y)."""
-        s, t = np.asarray(s, np.float64), np.asarray(t, np.float64)
-        return self.c + (s * self.d)[..., None] * self.u + (t * self.h)[..., None] * self.v
-
-    def to_face(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pixel points ``(..., 2)`` (x, y) → (s, t), each of shape ``(...)``."""
-        rel = np.asarray(points, np.float64) - self.c
-        return rel @ self.u / self.d, rel @ self.v / self.h
-
-
-def face_frame(landmarks: np.ndarray) -> FaceFrame:
-    """Build the :class:`FaceFrame` from 5 landmarks ``(5, 2)``; raises ``ValueError`` on bad points."""
-    pts = _check_landmarks(landmarks)
-    eye_l, eye_r, _, mouth_l, mouth_r = pts
-    delta = eye_r - eye_l
-    d = float(np.hypot(*delta))
-    if d < 1e-6:
-        raise ValueError("landmarks: the two eyes coincide (inter-ocular distance 0)")
-    u = delta / d
-    v = np.array([-u[1], u[0]])
-    c = (eye_l + eye_r) / 2.0
-    h = float(((mouth_l + mouth_r) / 2.0 - c) @ v)
-    if h <= 1e-6:
-        raise ValueError(
-            "landmarks: the mouth is not below the eyes in the face frame; expected the MTCNN order "
-            "eye_l, eye_r, nose, mouth_l, mouth_r with image-left points first"
-        )
-    return FaceFrame(c=c, u=u, v=v, d=d, h=h)
-
-
-def _check_landmarks(landmarks: np.ndarray) -> np.ndarray:
-    pts = np.asarray(landmarks, dtype=np.float64)
-    if pts.shape != (5, 2):
-        raise ValueError(f"landmarks must have shape (5, 2) (x, y per point), got {pts.shape}")
-    if not np.all(np.isfinite(pts)):
-        raise ValueError("landmarks contain NaN or infinite values (no face detected? use resolve_landmarks)")
-    if pts[0, 0] >= pts[1, 0]:
-        raise ValueError(
-            f"landmarks: eye_l x={pts[0, 0]:.2f} is not left of eye_r x={pts[1, 0]:.2f}; "
-            "MTCNN order is image-left first"
-        )
-    return pts
 
 
 def default_landmarks(size: int = 48) -> np.ndarray:
@@ -347,7 +293,7 @@ def facs_regions(
     crop keep an empty mask.
     """
     pts, source = resolve_landmarks(landmarks, size)
-    frame = face_frame(pts)
+    frame = FaceFrame.from_landmarks(pts)
     R = int(raster_size or size)
     if R <= 0:
         raise ValueError(f"raster_size must be positive, got {R}")
@@ -376,7 +322,7 @@ def facs_regions(
             polys_px = [frame.to_pixels(verts[:, 0], verts[:, 1])]
         elif spec.kind == "disc":
             index, radius = spec.params
-            r_px = radius * frame.d
+            r_px = radius * frame.iod
             centre = pts[int(index)]
             mask = (grid_x - centre[0]) ** 2 + (grid_y - centre[1]) ** 2 <= r_px ** 2 * (1 + _EPS)
             angles = np.linspace(0.0, 2 * np.pi, 24, endpoint=False)

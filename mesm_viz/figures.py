@@ -171,7 +171,7 @@ def modality_contributions_dict(
 
     modality_logits: ``{modality: (C,)}`` for ONE utterance (in the model's fusion order).
     fusion_weights:  ``(M,)`` in the order of ``modality_logits`` or ``{modality: weight}``. Weights are
-    unconstrained (may be negative), so bars stack relative to zero.
+    unconstrained (may be negative; docs/models.md, "FE2E"), so bars stack relative to zero.
     """
     names = list(modality_logits)
     if isinstance(fusion_weights, Mapping):

@@ -32,8 +32,10 @@ _MODALITIES = ("visual", "audio")
 
 
 def checkpoint_floors(config) -> dict[str, float]:
-    """modality → keep floor ρ of a model config (0 where there is none; {} for FE2E)."""
-    if getattr(config, "arch", "mesm") != "mesm":
+    """modality → keep floor ρ of a model config (0 where there is none; {} for a dense model such as FE2E)."""
+    from mesm_core.models.registry import get_arch
+
+    if not get_arch(config.arch).supports_top_p:
         return {}
     return {m: float(getattr(config, f"min_keep_{m}", 0.0) or 0.0) for m in _MODALITIES}
 

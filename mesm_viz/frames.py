@@ -26,13 +26,13 @@ def decode_display_frames(video: str | os.PathLike, times: np.ndarray, height: i
 
     ``times`` are seconds from the utterance window start ``start_s`` (``record.frame_times`` and
     ``record.meta.start_s``): the frames the model saw, found by the data pipeline's own decoder
-    (``mesm_core.data.clip.scan_nearest_frames``). Scaling happens inside PyAV's conversion, so only
+    (``mesm_core.data.video.scan_nearest_frames``). Scaling happens inside PyAV's conversion, so only
     the chosen frames are converted. A time past the end of the stream gets its last frame; a
     stream with no frame at all gives black frames.
     """
     import av
 
-    from mesm_core.data.clip import media_origin, scan_nearest_frames
+    from mesm_core.data.video import media_origin, scan_nearest_frames
 
     times = np.asarray(times, np.float64)
     if len(times) == 0:

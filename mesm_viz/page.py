@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import plotly
 
 from mesm_viz.catalog import REPO_ROOT
 from mesm_viz.views import BORDER_CELLS_NOTE
@@ -149,7 +150,7 @@ def figure_value(figure: dict | None) -> str | None:
     return None if figure is None else json.dumps(figure, separators=(",", ":"))
 
 
-PLOTLY_FILE = Path(__import__("plotly").__file__).parent / "package_data" / "plotly.min.js"
+PLOTLY_FILE = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"   # served to the page once
 
 # A figure view that stays on the page: a new figure is drawn into the same plot with Plotly.react (an
 # incremental update). Gradio's gr.Plot re-creates its plot on every new value (a full plotly render each

@@ -41,8 +41,8 @@ from mesm_core.checkpoint import read_checkpoint_info, read_training_data
 from mesm_core.config import DataConfig
 from mesm_core.cues import CueRow, clip_cue_rows
 from mesm_core.errors import InputError
-from mesm_core.inference import Prediction, Predictor
-from mesm_core.types import ClipRecord
+from mesm_core.inference import Prediction, Predictor, PreparedClip
+from mesm_core.models.registry import get_arch
 from mesm_viz import figures
 from mesm_viz.catalog import (
     BUNDLED_CHECKPOINTS,
@@ -249,7 +249,7 @@ class Studio:
             model = read_checkpoint_info(checkpoint).run_config.model
         except Exception as exc:  # noqa: BLE001 — a bad folder: say so, keep the slider usable
             return PControl(True, None, self.explain(exc).headline, {})
-        if model.arch != "mesm":
+        if not get_arch(model.arch).supports_top_p:
             return PControl(False, None, "FE2E is a dense model: every cell of every layer is computed, so top-p "
                                          "does not apply (the slider is disabled and ignored).", {})
         floors = checkpoint_floors(model)
@@ -278,7 +278,7 @@ class Studio:
             name=info.preset or Path(checkpoint).name, arch=str(model.arch), classes=tuple(info.classes),
             trained_on=training.description, source=training.source, synthetic=synthetic,
             card=None if training.card is None else str(training.card),
-            top_p=float(model.top_p) if model.arch == "mesm" else None,
+            top_p=float(model.top_p) if get_arch(model.arch).supports_top_p else None,
             thresholds="tuned on validation" if info.thresholds else "default 0.5 (none stored)",
             valid_f1=float(f1) if isinstance(f1, (int, float)) else None, data_facts=facts)
 
@@ -293,14 +293,15 @@ class Studio:
     # a new file -----------------------------------------------------------------------------------
     def prefetch(self, video: str | None, checkpoint: str | None) -> None:
         """Start preparing a clip the moment it is given (Analyze then finds it ready or under way)."""
-        self.clips.prefetch(video, checkpoint or self.default_checkpoint())
+        if video:
+            self.clips.prefetch(str(video), checkpoint or self.default_checkpoint(), self._cue_path(str(video), None))
 
     def transcript_for(self, video: str | None) -> tuple[str | None, str]:
         """The transcript a new file comes with, and where from: its ``.txt``/``.srt`` beside it, or the
         sample clip it is a copy of (by content). (None, "") when it comes with none."""
         if not video:
             return None, ""
-        from mesm_core.data.clip import find_transcript, read_transcript_file
+        from mesm_core.data.transcript import find_transcript, read_transcript_file
 
         sidecar = find_transcript(Path(video))
         if sidecar is not None:
@@ -309,34 +310,29 @@ class Studio:
         return (found[0], f"the sample clip “{found[1]}”") if found else (None, "")
 
     # entries --------------------------------------------------------------------------------------
-    def _attach_cues(self, video: str, cue_file: str | None):
-        """The attach step of an entry: the clip's true cue regions (the cue file given, else a sample's or
-        the synthetic layout's), as (the file used or None, a note when a given one does not fit)."""
+    def _cue_path(self, video: str, cue_file: str | None) -> str | None:
+        """The clip's true cue file: the one given, else a sample's or the synthetic layout's
+        (:func:`mesm_viz.catalog.find_cue_file`); None for clips without known cues."""
+        return cue_file or find_cue_file(video, self.clips.sha1(video))
 
-        def attach(record: ClipRecord, sha1: str, config: DataConfig) -> tuple[str | None, str]:
-            from mesm_core.data.synthetic import attach_cue_file
-
-            path = cue_file or find_cue_file(video, sha1)
-            if not path:
-                return None, ""
-            try:
-                attach_cue_file(record, path, config)
-            except (ValueError, OSError) as exc:
-                record.face_cues = record.mel_cues = None
-                if cue_file:
-                    return None, (f"The cue file “{Path(cue_file).name}” does not fit this clip, so no ground truth "
-                                  f"is shown ({plain_text(str(exc))}).")
-                log.warning("cue file %s not used: %s", path, exc)
-                return None, ""
-            return str(path), ""
-
-        return attach
+    @staticmethod
+    def _cue_outcome(prepared: PreparedClip, path: str | None, cue_file: str | None) -> tuple[str | None, str]:
+        """What became of the clip's true cue regions (:meth:`Predictor.prepare` attached them): (the file used
+        or None, a note when a given file could not be used)."""
+        if not prepared.cue_error:
+            return prepared.cue_file, ""
+        if cue_file:
+            return None, (f"The cue file “{Path(cue_file).name}” does not fit this clip, so no ground truth "
+                          f"is shown ({plain_text(prepared.cue_error)}).")
+        log.warning("cue file %s not used: %s", path, prepared.cue_error)
+        return None, ""
 
     def _build_entry(self, video: str, transcript: str | None, checkpoint: str, cue_file: str | None = None,
                      progress: Progress | None = None) -> ClipEntry:
         text = (transcript or "").strip()
-        return self.clips.entry(str(video), text, checkpoint, cue_file, self._attach_cues(str(video), cue_file),
-                                progress)
+        path = self._cue_path(str(video), cue_file)
+        return self.clips.entry(str(video), text, checkpoint, cue_file, path,
+                                lambda prepared: self._cue_outcome(prepared, path, cue_file), progress)
 
     def _entry(self, state: StudioState | None) -> ClipEntry:
         if state is None or not state.key:

@@ -26,19 +26,21 @@ if [ "${TRAIN_FE2E:-0}" = 1 ]; then
   FE2E="$RUNS/fe2e_small/best"
 fi
 
-# 3. MESM: warm start from FE2E, then 3 epochs of the mesm_small selection recipe (context scorer, keep floors 0.2 audio / 0.6 faces,
-#    saliency target on every second step at p = 1, attention lr x3; docs/training.md "Training the selection") at
-#    lr 3e-4. The same command is the `best` row of the selection ablation (scripts/selection_ablation.sh, seed 0).
-$PY -m mesm_core.train --preset mesm_small --data data/synthetic_cache --out "$RUNS/mesm_small" --epochs 3 \
-    --set train.lr=0.0003 --init-from "$FE2E" "${COMMON[@]}"
+# 3. MESM: warm start from FE2E, then 6 epochs of the mesm_small slider recipe at lr 3e-4 (presets.py; docs/training.md
+#    "Training the selection"): p drawn per step from [0.2, 1], BN statistics and thresholds per p, the keep-ratio
+#    budget, FE2E as the teacher of the saliency target and of the logits (its targets computed once), deployed at
+#    p = 0.7. The same run is the `slider` row of the selection ablation with seed 0 (scripts/selection_ablation.sh).
+$PY -m mesm_core.train --preset mesm_small --data data/synthetic_cache --out "$RUNS/mesm_small" --epochs 6 \
+    --set train.lr=0.0003 --init-from "$FE2E" --distill-from "$FE2E" "${COMMON[@]}"
 
-# 4. Evaluate on the synthetic test split: metrics, FLOPs, the top-p sweep with the FE2E level, attention on cues;
-#    then draw the sweep and cue figures from the evaluation JSON (mesm_viz draws, core writes numbers).
+# 4. Evaluate on the synthetic test split with the checkpoints' thresholds (MESM: chosen on validation at each p):
+#    metrics, FLOPs, the top-p sweep against FE2E (paired bootstrap), what each block kept, attention on cues; then
+#    draw the sweep and cue figures from the evaluation JSON (mesm_viz draws, core writes numbers).
 mkdir -p "$RUNS/fe2e_small"
 $PY -m mesm_core.evaluate --checkpoint "$FE2E" --data data/synthetic_cache --split test \
     --out "$RUNS/fe2e_small/evaluation.json"
 $PY -m mesm_core.evaluate --checkpoint "$RUNS/mesm_small/best" --data data/synthetic_cache --split test \
-    --top-p 0.1,0.2,...,1.0 --fe2e-checkpoint "$FE2E" --out "$RUNS/mesm_small/evaluation.json"
+    --top-p 0.1,0.2,...,1.0 --sweep-thresholds checkpoint --fe2e-checkpoint "$FE2E" --out "$RUNS/mesm_small/evaluation.json"
 $PY -m mesm_viz.evaluation_figures "$RUNS/mesm_small/evaluation.json" --figure "$RUNS/mesm_small/topp_sweep.html" \
     --cue-figure "$RUNS/mesm_small/attention_on_cues.html"
 

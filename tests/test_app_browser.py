@@ -53,7 +53,8 @@ def app_url(models, tmp_path_factory):
     if os.environ.get("MESM_SCREENSHOT_DIR"):
         checkpoint = os.environ.get("MESM_SCREENSHOT_CHECKPOINT") or next(
             (c for c in bundled_checkpoints() if "mesm" in Path(c).name), None)
-    settings = AppSettings(checkpoint=checkpoint or str(models.make_checkpoint(root / "mesm")),
+    # The test checkpoint's keep floor binds (models.BINDING_FLOORS): the floor's explanation is on the page.
+    settings = AppSettings(checkpoint=checkpoint or str(models.make_checkpoint(root / "mesm", **models.BINDING_FLOORS)),
                            export_dir=str(root / "exports"))
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=1)
@@ -324,7 +325,7 @@ def test_what_a_user_meets_floors_enter_tabs_and_strip(page, app_url, media):
     page.get_by_role("button", name="sad_10s", exact=True).click()   # 20 sampled frames
     expect(status).to_contain_text("its transcript was filled in from", timeout=60_000)
     _analyze(page)
-    # 1. The floor (the test checkpoint keeps 60 % of each face's cells; its random attention is flat).
+    # 1. The floor (the test checkpoint keeps 80 % of each face's cells; its attention is flat, p is 0.7).
     note = page.locator("#mesm-floor-note")
     expect(note).to_contain_text("Keep floor.", timeout=60_000)
     expect(note).to_contain_text("the floor, not p, set the masks of face")

@@ -52,7 +52,7 @@ def served(media, models, tmp_path_factory):
     from mesm_viz.app import build_app, launch_kwargs
     from mesm_viz.studio import AppSettings
 
-    checkpoint = models.make_checkpoint(root / "mesm")
+    checkpoint = models.make_checkpoint(root / "mesm", **models.BINDING_FLOORS)   # the floor note has work to do
     settings = AppSettings(checkpoint=str(checkpoint), export_dir=str(root / "exports"), max_upload_mb=5)
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=1)

@@ -39,7 +39,7 @@ def _log(run: Path) -> list[dict]:
     """metrics.jsonl without the wall-clock field."""
     from mesm_core.training.log import read_metrics_log
 
-    return [{k: v for k, v in record.items() if k != "seconds"} for record in read_metrics_log(run)]
+    return [{k: v for k, v in record.to_dict().items() if k != "seconds"} for record in read_metrics_log(run)]
 
 
 # 36 training items, batch 8: 5 steps an epoch. mult: dropout everywhere and ReduceLROnPlateau with patience 0
@@ -87,7 +87,7 @@ def test_plateau_scheduler_lowers_the_lr_on_the_validation_loss(tiny_training, f
 
 @pytest.mark.slow
 def test_a_baseline_run_writes_the_files_of_every_run(tiny_training, features, tmp_path):
-    from mesm_core.checkpoint import load_checkpoint
+    from mesm_core.loading import load_checkpoint
     from mesm_core.config import run_config_from_dict
 
     run = tmp_path / "run"

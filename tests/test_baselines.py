@@ -7,17 +7,19 @@ import dataclasses
 import pytest
 import torch
 
+from mesm_core.models import build_model, get_arch, list_archs
 from mesm_core.models.baselines import (
-    BASELINE_ARCHS,
     BaselineModelConfig,
     EmoEmbs,
-    FeatureBatch,
+    LateFusion,
     LFLSTM,
     LFTransformer,
     LogitFusion,
-    create_baseline,
     dummy_feature_batch,
 )
+from mesm_core.types import FeatureBatch
+
+BASELINE_ARCHS = list_archs("baseline")
 
 SIZES = (6, 8, 5)
 N_CLASSES = 4
@@ -38,8 +40,9 @@ def tiny_config(arch: str, **overrides) -> BaselineModelConfig:
 def build(arch: str, seed: int = 0, **overrides) -> torch.nn.Module:
     torch.manual_seed(seed)
     config = tiny_config(arch, **overrides)
-    embeddings = torch.randn(N_CLASSES, config.emo_hidden[0]) if arch == "emoembs" else None
-    return create_baseline(config, embeddings)
+    if get_arch(arch).label_vectors:
+        return build_model(config, label_embeddings=torch.randn(N_CLASSES, config.emo_hidden[0]))
+    return build_model(config)
 
 
 def batch(lengths=((7, 3, 1), (5, 9, 2), (4, 1, 6)), seed: int = 0) -> FeatureBatch:
@@ -64,8 +67,8 @@ def test_output_shapes_and_finite(arch):
     output = model(b)
     assert output.logits.shape == (3, N_CLASSES)
     assert torch.isfinite(output.logits).all()
-    if arch == "mult":
-        assert output.modality_logits == {}  # early fusion: no per-modality heads
+    if not isinstance(model, LateFusion):
+        assert output.modality_logits == {}  # early fusion (MulT): no per-modality heads
     else:
         assert set(output.modality_logits) == {"text", "audio", "visual"}
         assert all(v.shape == (3, N_CLASSES) for v in output.modality_logits.values())
@@ -216,8 +219,8 @@ def test_heads_must_divide_feature_sizes():
 
 
 def test_unknown_arch_is_rejected():
-    with pytest.raises(ValueError, match="unknown baseline arch"):
-        create_baseline(dataclasses.replace(BaselineModelConfig(), arch="lf_gru"))
+    with pytest.raises(ValueError, match="unknown architecture 'lf_gru'"):
+        build_model(dataclasses.replace(BaselineModelConfig(), arch="lf_gru"))
 
 
 @pytest.mark.parametrize("model_cls, kwargs, expected", [

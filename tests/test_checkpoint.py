@@ -53,6 +53,22 @@ def test_round_trip_gives_identical_logits(tiny_mesm, tiny_batch, saved):
     assert "mesm_small" in (saved / "README.md").read_text()
 
 
+def test_thresholds_per_p_round_trip_and_resolve_to_the_nearest_p(tiny_mesm, tmp_path):
+    from mesm_core.evaluation.thresholds import resolve_thresholds
+
+    table = {0.3: [0.1] * 6, 0.7: [0.9] * 6}
+    folder = save_checkpoint(tiny_mesm, tmp_path / "table", thresholds=[0.5] * 6, thresholds_by_top_p=table)
+    from mesm_core.checkpoint import read_checkpoint_info
+
+    info = read_checkpoint_info(folder)
+    assert info.thresholds_by_top_p == table
+    assert info.thresholds_at(0.45) == ([0.1] * 6, 0.3) and info.thresholds_at(None) == ([0.5] * 6, None)
+    chosen, source = resolve_thresholds(info, "test", mode="checkpoint", top_p=0.9)
+    assert chosen == [0.9] * 6 and "at p = 0.7" in source
+    with pytest.raises(ValueError, match="3 thresholds for 6 classes"):
+        save_checkpoint(tiny_mesm, tmp_path / "bad", thresholds_by_top_p={0.5: [0.5] * 3})
+
+
 def test_backend_override_on_load(saved, tiny_mesm, tiny_batch):
     model, _ = load_checkpoint(saved, sparse_backend="masked")
     assert model.config.sparse_backend == "masked"
@@ -156,6 +172,8 @@ def test_read_checkpoint_info_without_weights(saved, stored):
     (lambda c: c.update(thresholds=[0.5]), "1 thresholds for 6 classes"),
     (lambda c: c.update(thresholds={"anger": 0.5}), "no threshold for class"),
     (lambda c: c.update(classes=["a", "b"]), "disagree with model.classes"),
+    (lambda c: c["text_encoder"].update(stored="yes"), "text_encoder.stored is 'yes', expected true or false"),
+    (lambda c: c["text_encoder"].update(source=3), "text_encoder.source is 3, expected a string or null"),
 ])
 def test_read_checkpoint_info_rejects_bad_configs(saved, damage, message):
     from mesm_core.checkpoint import read_checkpoint_info
@@ -163,6 +181,16 @@ def test_read_checkpoint_info_rejects_bad_configs(saved, damage, message):
     _edit_config(saved, damage)
     with pytest.raises(CheckpointError, match=message):
         read_checkpoint_info(saved)
+
+
+def test_the_text_encoder_reference_is_typed_and_round_trips(saved):
+    from mesm_core.checkpoint import TextEncoderRef, read_checkpoint_info
+
+    written = json.loads((saved / "config.json").read_text())["text_encoder"]
+    ref = read_checkpoint_info(saved).text_encoder
+    assert isinstance(ref, TextEncoderRef) and ref.stored and ref.to_dict() == written
+    _edit_config(saved, lambda c: c.update(text_encoder={"stored": True, "source": "tiny-random"}))  # older keys
+    assert read_checkpoint_info(saved).text_encoder == TextEncoderRef(stored=True, source="tiny-random")
 
 
 def test_load_weights_into_checks_keys_and_shapes(saved, tiny_mesm, tiny_batch):

@@ -92,7 +92,7 @@ def test_compare_cli_rejects_unknown_presets(tmp_path, capsys):
 def test_saved_baseline_reloads_with_identical_predictions(feature_cache, tiny, tmp_path):
     """A baseline's RUN/best is an ordinary checkpoint: load_checkpoint rebuilds it (EmoEmbs' label vectors come
     back from the file) and evaluate_checkpoint reproduces the trainer's test metrics."""
-    from mesm_core.checkpoint import load_checkpoint
+    from mesm_core.loading import load_checkpoint
     from mesm_core.config import apply_overrides
     from mesm_core.evaluation import evaluate_checkpoint
     from mesm_core.presets import get_preset

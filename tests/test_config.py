@@ -10,6 +10,7 @@ import typing
 import pytest
 
 import mesm_core
+from mesm_core.models import get_arch
 from mesm_core.config import (
     BaselineModelConfig,
     ConfigError,
@@ -31,7 +32,7 @@ def test_every_preset_is_valid_and_round_trips_through_json(name):
     cfg = mesm_core.get_preset(name).validate()
     again = run_config_from_dict(json.loads(json.dumps(to_dict(cfg))))
     assert again == cfg and type(again.model) is type(cfg.model)
-    assert cfg.is_baseline == (name in ("lf_lstm", "lf_trans", "emoembs", "mult"))
+    assert cfg.is_baseline == (get_arch(cfg.model.arch).family == "baseline")
 
 
 @pytest.mark.parametrize("cls", SECTIONS)
@@ -83,8 +84,16 @@ def test_range_checks_name_the_field(override, message):
 
 def test_rules_that_join_two_sections():
     fe2e = apply_overrides(mesm_core.get_preset("fe2e_small"), ["train.saliency_weight=1"])
-    with pytest.raises(ConfigError, match="saliency_weight > 0 needs a MESM with model.attention_mode=straight_through"):
+    with pytest.raises(ConfigError, match=re.escape("saliency_weight > 0 needs a MESM (FE2E has no attention")):
         fe2e.validate()
+    self_saliency = apply_overrides(mesm_core.get_preset("mesm_small"), ["train.saliency_weight=1",
+                                                                          "train.saliency_source=self",
+                                                                          "model.attention_mode=trained"])
+    with pytest.raises(ConfigError, match="saliency_source=self needs model.attention_mode=straight_through"):
+        self_saliency.validate()
+    sampling = apply_overrides(mesm_core.get_preset("mesm_small"), ["train.top_p_range=[0.6, 0.2]"])
+    with pytest.raises(ConfigError, match="top_p_range must be"):
+        sampling.validate()
     baseline = apply_overrides(mesm_core.get_preset("mult"), ["train.distill_from=/somewhere"])
     with pytest.raises(ConfigError, match="train.distill_from needs an FE2E or MESM model"):
         baseline.validate()
@@ -100,7 +109,8 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_models_and_checkpoints_validate_their_config(tmp_path):
-    from mesm_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from mesm_core.checkpoint import CheckpointError, save_checkpoint
+    from mesm_core.loading import load_checkpoint
 
     with pytest.raises(ConfigError, match="odd kernel"):
         mesm_core.create_model("fe2e_small", text_pretrained=False, text_model="tiny-random", attention_smoothing=2)

@@ -169,7 +169,8 @@ def test_corrupt_record_names_the_file(folder_dataset, tmp_path):
 
 def test_record_round_trip_keeps_every_field(media, tmp_path):
     video = media.write_video(tmp_path / "v.mkv", 10, audio=media.tone(1.0))
-    record = preprocess_clip(video, "héllo wörld", detector=media.NoFaceDetector(), labels=np.array([1, 0], np.float32))
+    record = preprocess_clip(video, "héllo wörld", detector=media.NoFaceDetector())
+    record.labels = np.array([1, 0], np.float32)
     record.face_cues = np.zeros((len(record.faces), 48, 48), bool)
     record.mel_cues = np.ones_like(record.mel, dtype=bool)
     path = save_record(record, tmp_path / "r" / item_filename(".hidden/id"))
@@ -241,3 +242,18 @@ def test_synthetic_dataset_through_the_cli(tmp_path, capsys):
     made = (src / "dataset.json").read_bytes()
     assert main(["--dataset", "synthetic", "--source", str(src), "--out", str(out), "--no-progress"]) == 0
     assert "2 already done" in capsys.readouterr().out and (src / "dataset.json").read_bytes() == made
+
+
+def test_cache_info_is_typed_and_names_the_file_when_malformed(tmp_path):
+    from mesm_core.data.cache import CacheInfo, read_cache_info, write_cache_info
+    from mesm_core.data.errors import DataSourceError
+
+    info = write_cache_info(tmp_path, DataConfig(), ("a", "b"), dataset="demo", source="tests")
+    assert isinstance(info, CacheInfo) and read_cache_info(tmp_path) == info
+    assert json.loads((tmp_path / "cache.json").read_text()) == info.to_dict()
+    assert info.classes == ("a", "b") and info.data["frame_interval_ms"] == DataConfig().frame_interval_ms
+    with pytest.raises(DataSourceError, match="holds classes"):
+        write_cache_info(tmp_path, DataConfig(), ("a", "c"), dataset="demo", source="tests")
+    (tmp_path / "cache.json").write_text(json.dumps({"version": 1, "dataset": "demo", "classes": "ab"}))
+    with pytest.raises(DataSourceError, match=r"cache.json: missing or malformed field\(s\) \['classes', 'data', 'source'\]"):
+        read_cache_info(tmp_path)

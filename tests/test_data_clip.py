@@ -9,6 +9,7 @@ from mesm_core.config import DataConfig
 from mesm_core.data import (
     ClipError,
     ClipTooLongError,
+    Crop,
     EmptyClipError,
     EmptyTranscriptError,
     FaceDetector,
@@ -16,13 +17,15 @@ from mesm_core.data import (
     NoAudioStreamError,
     NoFaceError,
     NoVideoStreamError,
+    Requirements,
     SilentAudioError,
     UnreadableMediaError,
+    Window,
     preprocess_clip,
     preprocess_frames,
 )
-from mesm_core.data.clip import nearest_indices, sample_times
 from mesm_core.data.faces import center_region, crop_box, crop_region, points_to_crop
+from mesm_core.data.video import nearest_indices, sample_times
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +74,7 @@ def test_frames_sampled_every_500ms(media, counting_video):
 
 
 def test_window_cut_by_start_end(media, counting_video):
-    record = preprocess_clip(counting_video, "x", detector=media.NoFaceDetector(), start=1.02, end=2.5)
+    record = preprocess_clip(counting_video, "x", detector=media.NoFaceDetector(), window=Window(1.02, 2.5))
     assert [media.frame_index_from_brightness(face) for face in record.faces] == [10, 15, 20]
     audio_samples = (record.mel.shape[1] - 1) * 200
     assert abs(audio_samples - 1.48 * 16000) <= 200
@@ -79,8 +82,8 @@ def test_window_cut_by_start_end(media, counting_video):
 
 
 def test_audio_channel_choice(media, counting_video):
-    loud = preprocess_clip(counting_video, "x", detector=media.NoFaceDetector(), audio_channel=0)
-    quiet = preprocess_clip(counting_video, "x", detector=media.NoFaceDetector(), audio_channel=1)
+    loud = preprocess_clip(counting_video, "x", detector=media.NoFaceDetector(), crop=Crop(audio_channel=0))
+    quiet = preprocess_clip(counting_video, "x", detector=media.NoFaceDetector(), crop=Crop(audio_channel=1))
     assert not loud.meta["audio_silent"] and quiet.meta["audio_silent"]
     assert quiet.mel.max() == 0
 
@@ -105,7 +108,7 @@ def test_transcript_sidecars(media, tmp_path):
 def test_separate_audio_file(media, tmp_path):
     video = media.write_video(tmp_path / "mute.mp4", 10, fps=10)
     wav = media.write_wav(tmp_path / "speech.wav", np.stack([np.zeros(16000), media.tone(1.0)], axis=1))
-    record = preprocess_clip(video, "x", audio=wav, audio_channel=1, detector=media.NoFaceDetector())
+    record = preprocess_clip(video, "x", audio=wav, crop=Crop(audio_channel=1), detector=media.NoFaceDetector())
     assert not record.meta["audio_silent"] and record.meta["audio_path"] == str(wav)
 
 
@@ -118,8 +121,8 @@ def face_video(media, tmp_path_factory):
 
 
 def test_face_found_on_the_cropped_half_only(face_video, detector):
-    left = preprocess_clip(face_video, "x", detector=detector, crop="left")
-    right = preprocess_clip(face_video, "x", detector=detector, crop="right")
+    left = preprocess_clip(face_video, "x", detector=detector, crop=Crop("left"))
+    right = preprocess_clip(face_video, "x", detector=detector, crop=Crop("right"))
     assert left.face_detected.all() and len(left.faces) == 4
     assert (left.face_probs > 0.9).all()
     assert not right.face_detected.any() and right.meta["n_fallback"] == 4
@@ -158,7 +161,7 @@ def test_big_frames_are_shrunk_for_detection_and_boxes_mapped_back(media, detect
 
 def test_require_face_raises_when_none_found(face_video, detector):
     with pytest.raises(NoFaceError, match="no face"):
-        preprocess_clip(face_video, "x", detector=detector, crop="right", require_face=True)
+        preprocess_clip(face_video, "x", detector=detector, crop=Crop("right"), require=Requirements(face=True))
 
 
 def test_crop_geometry_matches_facenet_extract_face(media):
@@ -244,11 +247,11 @@ def _no_video(media, tmp_path):
 
 
 def _zero_window(media, tmp_path):
-    return media.write_video(tmp_path / "v.mkv", 10, audio=media.tone(1.0)), {"start": 0.5, "end": 0.5}
+    return media.write_video(tmp_path / "v.mkv", 10, audio=media.tone(1.0)), {"window": Window(0.5, 0.5)}
 
 
 def _window_after_end(media, tmp_path):
-    return media.write_video(tmp_path / "v.mkv", 10, audio=media.tone(1.0)), {"start": 5.0, "end": 6.0}
+    return media.write_video(tmp_path / "v.mkv", 10, audio=media.tone(1.0)), {"window": Window(5.0, 6.0)}
 
 
 def _too_long(media, tmp_path):
@@ -262,11 +265,11 @@ def _too_big(media, tmp_path):
 
 def _empty_transcript(media, tmp_path):
     video = media.write_video(tmp_path / "v.mkv", 10, audio=media.tone(1.0))
-    return video, {"transcript": "  ", "require_transcript": True}
+    return video, {"transcript": "  ", "require": Requirements(transcript=True)}
 
 
 def _silent(media, tmp_path):
-    return media.write_video(tmp_path / "v.mkv", 10, audio=np.zeros(16000, np.float32)), {"require_sound": True}
+    return media.write_video(tmp_path / "v.mkv", 10, audio=np.zeros(16000, np.float32)), {"require": Requirements(sound=True)}
 
 
 @pytest.mark.parametrize("make,error", [
@@ -325,5 +328,5 @@ def test_media_whose_timeline_starts_late(media, counting_video, tmp_path):
     assert record.meta["media_origin_s"] == pytest.approx(2.0)
     assert [media.frame_index_from_brightness(face) for face in record.faces] == [0, 5, 10, 15, 20, 25]
     assert record.mel.shape == (128, 241) and not record.meta["audio_silent"]
-    window = preprocess_clip(shifted, "x", detector=media.NoFaceDetector(), start=1.02, end=2.5)
+    window = preprocess_clip(shifted, "x", detector=media.NoFaceDetector(), window=Window(1.02, 2.5))
     assert [media.frame_index_from_brightness(face) for face in window.faces] == [10, 15, 20]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mesm_core.data import DataSourceError, assign_splits, generate_iemocap_split, load_split_lists, parse_mosei_id
-from mesm_core.data.clip import ClipJob
+from mesm_core.data.scan import ClipJob
 from mesm_core.data.iemocap import speaker_side
 
 # The official lists (docs/data.md): $MESM_SPLITS_DIR, else a shared/data/mesm_splits folder beside the repo.

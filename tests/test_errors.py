@@ -15,6 +15,7 @@ def _classes():
     from mesm_core.features.cache import FeatureCacheError
     from mesm_core.features.text import GloveUnavailableError
     from mesm_core.features.visual import FaceModelUnavailableError
+    from mesm_core.models.text import TextLoadError
     from mesm_core.distributed import DeviceError
     from mesm_viz.studio import UserInputError
 
@@ -28,6 +29,7 @@ def _classes():
         (UserInputError, InputError, ValueError),
         (GloveUnavailableError, MissingResourceError, RuntimeError),
         (FaceModelUnavailableError, MissingResourceError, RuntimeError),
+        (TextLoadError, MissingResourceError, RuntimeError),
     ]
 
 

@@ -14,7 +14,7 @@ import torch
 
 from mesm_core import create_model, save_checkpoint
 from mesm_core import evaluation as ev
-from mesm_core.checkpoint import load_checkpoint
+from mesm_core.loading import load_checkpoint
 from mesm_core.evaluate import main as evaluate_main
 from mesm_core.metrics import choose_thresholds
 

@@ -33,7 +33,7 @@ def test_dense_count_agrees_with_flop_counter(preset, modality):
 
 @pytest.mark.parametrize("modality, macs", [("visual", 478e6), ("audio", 837e6)])
 def test_paper_cnn_multiply_adds(modality, macs):
-    """Reference §3: 478 M MACs per 48×48 face, 837 M per 128×32 chunk (FLOPs = 2 × MACs)."""
+    """478 M MACs per 48×48 face, 837 M per 128×32 chunk (FLOPs = 2 × MACs; docs/models.md, "Cost")."""
     for preset in ("fe2e_iemocap", "mesm_mosei"):
         assert per_item_dense_flops(mesm_core.get_preset(preset).model, modality) / 2 == pytest.approx(macs, rel=0.02)
 

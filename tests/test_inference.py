@@ -16,13 +16,14 @@ import pytest
 import torch
 
 from mesm_core import predict as cli
+from mesm_core.data.transcript import Transcript, resolve_transcript
+from mesm_core.io import file_sha1
 from mesm_core.inference import (
     Prediction,
     Predictor,
     PreparedClip,
     SweepPoint,
     predict,
-    resolve_transcript,
     write_report,
 )
 
@@ -158,8 +159,25 @@ def test_retext_reuses_dense_features_and_moves_attention(mesm, prepared, media)
 
 
 def test_sidecar_transcript_is_used(clips, media):
-    assert resolve_transcript(clips["face"], None) == media.TRANSCRIPT
-    assert resolve_transcript(clips["noface"], None) == ""
+    found = resolve_transcript(clips["face"])
+    assert found.text == media.TRANSCRIPT and found.source == str(clips["face"].with_suffix(".txt"))
+    assert resolve_transcript(clips["noface"]) == Transcript("", "none")
+
+
+def test_prepare_attaches_a_cue_file_that_fits_and_says_why_one_does_not(mesm, clips, media):
+    from mesm_core.resources import SAMPLES_DIR
+
+    happy = mesm.prepare(SAMPLES_DIR / "happy.mp4", cue_file=SAMPLES_DIR / "cues" / "demo-happy.npz",
+                         video_sha1="given")
+    record = happy.record
+    assert happy.cue_file.endswith("demo-happy.npz") and happy.cue_error == "" and happy.video_sha1 == "given"
+    assert record.face_cues.shape == record.faces.shape[:3] and record.face_cues.any()
+    assert record.mel_cues.shape == record.mel.shape and record.meta.cue_modalities["visual"]
+    other = SAMPLES_DIR / "cues" / "demo-sad_10s.npz"   # a 10 s clip's cues on a 2 s clip
+    refused = mesm.prepare(clips["face"], media.TRANSCRIPT, cue_file=other)
+    assert refused.cue_file is None and str(other) in refused.cue_error and "describes a 10.00 s clip" in refused.cue_error
+    assert refused.record.face_cues is None and refused.record.mel_cues is None
+    assert refused.video_sha1 == file_sha1(clips["face"])  # hashed here when the caller did not
 
 
 def test_checkpoint_thresholds_are_used(tmp_path, clips, media, models):
@@ -169,6 +187,16 @@ def test_checkpoint_thresholds_are_used(tmp_path, clips, media, models):
     assert pred.threshold_source == "checkpoint"
     assert pred.thresholds["anger"] == 0.0 and "anger" in pred.predicted
     assert "disgust" not in pred.predicted
+
+
+def test_thresholds_chosen_at_each_p_decide_at_the_nearest_p(tmp_path, clips, media, models):
+    table = {0.3: [0.0] * 6, 0.7: [1.0] * 6}
+    folder = models.make_checkpoint(tmp_path / "table", thresholds=[0.5] * 6, thresholds_by_top_p=table)
+    predictor = Predictor.load(folder, sparse_backend=BACKEND)
+    prepared = predictor.prepare(clips["face"], media.TRANSCRIPT)
+    low, high = predictor.run(prepared, 0.35), predictor.run(prepared, 0.9)
+    assert low.threshold_source == "checkpoint, chosen on validation at p = 0.3" and len(low.predicted) == 6
+    assert high.threshold_source == "checkpoint, chosen on validation at p = 0.7" and not high.predicted
 
 
 def test_fe2e_ignores_top_p_and_has_no_trace(tmp_path, clips, models):
@@ -202,7 +230,12 @@ def test_a_binding_keep_floor_is_named_in_the_notes(clips, media):
     floor_notes = [n for n in low.notes if "keep floor" in n]
     assert len(floor_notes) == 1 and "faces" in floor_notes[0] and "min_keep_visual" in floor_notes[0]
     assert low.kept_fraction["visual"][0] >= 0.9
+    assert "layer 1" in floor_notes[0] and low.trace["visual"][0].floor_share > 0.5
     assert not [n for n in predictor.run(prepared, 1.0).notes if "keep floor" in n]
+    paper = predictor.run(prepared, 0.3, keep_floor=False)   # the paper's rule: the nucleus alone
+    assert not [n for n in paper.notes if "keep floor" in n]
+    assert paper.kept_fraction["visual"][0] < low.kept_fraction["visual"][0]
+    assert all(t.floor_share == 0.0 for t in paper.trace["visual"])
 
 
 def test_no_face_clip_still_predicts(mesm, clips):
@@ -302,6 +335,19 @@ def test_wrong_checkpoint_raises_checkpoint_error(tmp_path, clips, media):
 def test_cli_reports_bad_input_with_exit_code(mesm_dir, clips, capsys):
     code = cli.main([str(clips["garbage"]), "--checkpoint", str(mesm_dir), "--transcript", "hello"])
     assert code == 2 and "garbage.mp4" in capsys.readouterr().err
+
+
+def test_default_checkpoint_outside_a_checkout_says_what_to_pass(clips, tmp_path, monkeypatch, capsys):
+    from mesm_core import resources
+    from mesm_core.errors import MissingResourceError
+
+    assert resources.default_checkpoint() == resources.DEFAULT_CHECKPOINT  # this checkout has it
+    monkeypatch.setattr(resources, "DEFAULT_CHECKPOINT", tmp_path / "absent")
+    with pytest.raises(MissingResourceError, match="--checkpoint"):
+        resources.default_checkpoint()
+    assert cli.main([str(clips["face"]), "--transcript", "hello"]) == 2
+    err = capsys.readouterr().err
+    assert "default checkpoint is not here" in err and "--checkpoint DIR" in err
 
 
 def test_top_p_out_of_range(mesm, prepared):

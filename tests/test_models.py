@@ -8,15 +8,18 @@ import pytest
 import torch
 
 import mesm_core
-from mesm_core.config import IEMOCAP_CLASSES, MOSEI_CLASSES, RunConfig
+from mesm_core.config import BASELINE_ARCHS, E2E_ARCHS, IEMOCAP_CLASSES, MOSEI_CLASSES, ModelConfig, RunConfig, model_config_type
+from mesm_core.families import family_of
+from mesm_core.models import get_arch, list_archs
 from mesm_core.models.mesm import scramble_like_reference
 from mesm_core.models.temporal import TemporalEncoder, pad_by_lengths
 from mesm_core.models.text import TextLoadError, build_tokenizer
 from mesm_core.types import Batch
 
-SMALL_PRESETS = ("fe2e_small", "mesm_small")
-PAPER_PRESETS = ("fe2e_iemocap", "mesm_iemocap", "fe2e_mosei", "mesm_mosei")
-BASELINE_PRESETS = ("lf_lstm", "lf_trans", "emoembs", "mult")
+E2E_PRESETS = [p for p in mesm_core.list_presets() if get_arch(mesm_core.get_preset(p).model.arch).family == "e2e"]
+SMALL_PRESETS = [p for p in E2E_PRESETS if p.endswith("_small")]
+PAPER_PRESETS = [p for p in E2E_PRESETS if p not in SMALL_PRESETS]
+BASELINE_PRESETS = [p for p in mesm_core.list_presets() if p not in E2E_PRESETS]
 
 
 def _attention_params(model):
@@ -49,8 +52,9 @@ def _check_grads(model, loss, expect_attention_grad=True):
 # --- presets ---------------------------------------------------------------------------------------
 
 def test_presets_registry():
-    assert set(mesm_core.list_presets()) == set(SMALL_PRESETS) | set(PAPER_PRESETS) | set(BASELINE_PRESETS)
-    assert [p for p in mesm_core.list_presets() if mesm_core.get_preset(p).is_baseline] == sorted(BASELINE_PRESETS)
+    assert {mesm_core.get_preset(p).model.arch for p in mesm_core.list_presets()} == set(list_archs())  # each has one
+    assert [p for p in mesm_core.list_presets() if mesm_core.get_preset(p).is_baseline] == BASELINE_PRESETS
+    assert SMALL_PRESETS == ["fe2e_small", "mesm_small"] and len(PAPER_PRESETS) == 4
     cfg = mesm_core.get_preset("mesm_iemocap")
     assert isinstance(cfg, RunConfig) and cfg.preset == "mesm_iemocap"
     cfg.model.top_p = 0.1
@@ -83,7 +87,34 @@ def test_create_model_rejects_unknown_override():
         mesm_core.create_model("fe2e_small", text_pretrained=False, not_a_field=1)
 
 
-@pytest.mark.parametrize("name", list(SMALL_PRESETS) + list(PAPER_PRESETS))
+# --- the architecture registry ------------------------------------------------------------------------
+
+def test_the_registry_and_the_config_name_the_same_architectures():
+    assert list_archs() == sorted(E2E_ARCHS + BASELINE_ARCHS)
+    for arch in list_archs():
+        assert (model_config_type(arch) is ModelConfig) == (get_arch(arch).family == "e2e"), arch
+    assert list_archs("e2e") == sorted(E2E_ARCHS) and list_archs("baseline") == sorted(BASELINE_ARCHS)
+    with pytest.raises(ValueError, match="unknown architecture 'lf_gru'; registered: emoembs, fe2e"):
+        get_arch("lf_gru")
+
+
+def _smallest_preset(arch: str) -> str:
+    names = [p for p in mesm_core.list_presets() if mesm_core.get_preset(p).model.arch == arch]
+    return next((p for p in names if p.endswith("_small")), names[0])
+
+
+@pytest.mark.parametrize("arch", list_archs())
+def test_every_architecture_builds_with_its_family_and_capabilities(arch):
+    """The model carries the entry's name and capability, and its family is the entry's."""
+    overrides = {"text_model": "tiny-random"} if get_arch(arch).family == "e2e" else {}
+    model = mesm_core.create_model(_smallest_preset(arch), text_pretrained=False, **overrides)
+    entry = get_arch(arch)
+    assert model.arch == model.config.arch == arch
+    assert getattr(model, "supports_top_p", False) == entry.supports_top_p
+    assert family_of(model).name == family_of(model.config).name == entry.family
+
+
+@pytest.mark.parametrize("name", SMALL_PRESETS + PAPER_PRESETS)
 def test_dummy_batch_is_valid_for_every_preset(name):
     cfg = mesm_core.get_preset(name).model
     batch = mesm_core.dummy_batch(name, batch_size=3, n_frames=4, n_chunks=2, seed=1)
@@ -267,7 +298,7 @@ def test_two_stage_api_equals_forward(mesm_tiny, batch_tiny):
     assert torch.allclose(direct.logits, staged.logits, atol=1e-6)
 
 
-@pytest.mark.parametrize("arch", ["fe2e", "mesm"])
+@pytest.mark.parametrize("arch", list_archs("e2e"))
 def test_zero_length_utterances(arch, seeded):
     model = mesm_core.create_model(f"{arch}_small", text_pretrained=False, text_model="tiny-random", sparse_backend="masked")
     batch = mesm_core.dummy_batch(f"{arch}_small", batch_size=3, tokenizer=model.tokenizer)

@@ -112,3 +112,17 @@ def test_attention_follows_the_additive_equation():
         scores = torch.tanh(cells @ wm.T + bm + wq @ q[n]) @ wa + ba
         assert torch.allclose(probs[n].flatten(), torch.softmax(scores, 0), atol=1e-6)
     assert layer.query_proj.bias is None and layer.hidden == 4
+
+
+def test_floor_decided_marks_the_frames_where_the_floor_kept_more():
+    from mesm_core.models.nucleus import nucleus_select
+
+    peaked = torch.tensor([[0.7, 0.1, 0.1, 0.1], [0.25, 0.25, 0.25, 0.25]])
+    selection = nucleus_select(peaked, 0.5, min_fraction=0.5)
+    assert selection.floor_decided.tolist() == [True, False]   # nucleus keeps 1 (< 2) and 2 (= 2) cells
+    assert selection.kept.sum(1).tolist() == [2, 2]
+    assert not nucleus_select(peaked, 0.5).floor_decided.any()
+    assert not nucleus_select(peaked, 1.0, min_fraction=0.9).floor_decided.any()
+    active = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    masked = nucleus_select(peaked * active, 0.2, active, min_fraction=0.5)
+    assert masked.floor_decided.tolist() == [False, True]     # frame 0: 1 kept of 2 active = the floor ⌈1⌉

@@ -15,13 +15,15 @@ from mesm_core.models.keep_gate import keep_gate, keep_threshold
 from mesm_core.models.nucleus import nucleus_mask
 from mesm_core.models.sparse import SparseVGGBlock
 from mesm_core.models.sparse.masked import masked_block
-from mesm_core.models.warm_start import map_weights, warm_start
+from mesm_core.models.warm_start import map_weights
+from mesm_core.training.warm_start import warm_start
 from mesm_core.training.selection import keep_band_penalty, top_p_at
 from mesm_core.types import ModelOutput, SelectionState
 
 
 def _mesm(**overrides):
-    return mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random", sparse_backend="masked", **overrides)
+    overrides.setdefault("sparse_backend", "masked")
+    return mesm_core.create_model("mesm_small", text_pretrained=False, text_model="tiny-random", **overrides)
 
 
 def _attention_grads(model):
@@ -54,15 +56,38 @@ def test_keep_threshold_sits_between_kept_and_dropped():
     assert math.isclose(float(everything), float(log_probs.min()) - 1.0, rel_tol=1e-6)
 
 
-def test_saliency_target_pulls_attention_towards_the_cells_that_matter():
-    """With only the saliency term, a step on the scores raises the attention where |∂L/∂m| is largest."""
-    scores = torch.zeros(1, 2, 2, requires_grad=True)
-    log_probs = torch.log_softmax(scores.flatten(1), -1).view_as(scores)
-    active = torch.ones(1, 2, 2, dtype=torch.bool)
-    kept = torch.ones(1, 2, 2, dtype=torch.bool)
-    gate = keep_gate(log_probs, kept, active, temperature=1e6, saliency_weight=1.0, saliency_power=1.0)
-    (gate * torch.tensor([[[0.0, 0.0], [0.0, -3.0]]])).sum().backward()
-    assert scores.grad[0, 1, 1] < 0 and (scores.grad[0].flatten()[:3] > 0).all()   # descent raises cell (1, 1)
+def test_self_saliency_is_the_task_gradient_at_the_gates_and_ignores_auxiliary_terms(seeded):
+    """|∂L_task/∂m|^γ is read before any auxiliary term joins the loss, so a deeper block's saliency loss cannot
+    leak into a shallower block's target (the bug of the in-backward injection it replaces)."""
+    from mesm_core.training.selection import saliency_loss, self_saliency
+
+    model = _mesm(attention_mode="straight_through").train()
+    batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
+    out = model(batch, top_p=0.5)
+    task = torch.nn.functional.binary_cross_entropy_with_logits(out.logits, batch.labels)
+    targets = self_saliency(task, out, power=2.0)
+    gates = [state.gate for state in out.selections["visual"]]
+    expected = torch.autograd.grad(task, gates, retain_graph=True)
+    for target, grad in zip(targets["visual"], expected):
+        torch.testing.assert_close(target, grad.abs().pow(2))
+    deeper_only = {m: [torch.zeros_like(t) for t in blocks[:-1]] + [blocks[-1]] for m, blocks in targets.items()}
+    loss = task + 5.0 * saliency_loss(out, deeper_only)
+    again = self_saliency(task, out, power=2.0)   # the same reading with the auxiliary term in the objective
+    for a, b in zip(again["visual"], targets["visual"]):
+        torch.testing.assert_close(a, b)
+    loss.backward()
+
+
+def test_ungated_training_step_runs_on_the_configured_backend_and_keeps_attention_learning(seeded):
+    from mesm_core.training.selection import keep_ratio_penalty
+
+    model = _mesm(attention_mode="straight_through", sparse_backend="dense").train()
+    batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
+    out = model(batch, top_p=0.5, straight_through=False)
+    assert all(state.gate is None for blocks in out.selections.values() for state in blocks)
+    keep_ratio_penalty(out, {"audio": 0.5, "visual": 0.5}, (0.3, 0.7)).backward()
+    grads = _attention_grads(model)
+    assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if "attention.0." in n)
 
 
 def test_gated_masked_block_equals_the_plain_masked_block():
@@ -103,7 +128,7 @@ def test_p_one_equals_dense_blocks(mode, seeded):
     branch = model.branches["visual"]
     with torch.no_grad():
         dense = model.encode_dense(batch)["visual"]
-        query = torch.zeros(dense.shape[0], model.text_encoder.hidden_size)
+        query = torch.zeros(dense.shape[0], branch.sparse.attention[0].query_dim)
         sparse = branch.sparse(dense, query, 1.0, model.config, return_trace=False).features
         x = dense
         for block in branch.sparse.blocks:
@@ -136,7 +161,9 @@ def test_context_scorer_and_smoothing_are_counted_and_validated(seeded):
         with torch.no_grad():
             out = model(batch, top_p=1.0)
         flops[scorer] = {r.name: r.dense for r in out.flops.layers if r.modality == "visual" and r.name == "attention1"}
-    c, k, cells, d = 16, 16, 24 * 24, model.text_encoder.hidden_size
+    c, k, cells = 16, 16, 24 * 24
+    d = model.branches["visual"].sparse.attention[0].query_dim   # the text CLS + the earlier branches' posterior
+    assert d == model.text_encoder.hidden_size + 2 * len(model.classes)
     n = int(batch.faces.shape[0])
     assert flops["cell"]["attention1"] == n * (cells * 2 * (c * k + k) + 2 * d * k)
     assert flops["context"]["attention1"] == n * (cells * 2 * (9 * c * k + k) + 2 * (d + c) * k)
@@ -227,7 +254,7 @@ def test_keep_band_penalty_is_zero_inside_the_band_and_pushes_back_outside():
 
 def test_top_p_schedule_holds_one_then_anneals_to_the_target():
     cfg = mesm_core.get_preset("mesm_small")
-    cfg.model.top_p = 0.5
+    cfg.model.top_p, cfg.train.top_p_sampling = 0.5, "fixed"
     assert top_p_at(cfg, 0, 100) == 0.5                  # no schedule: the target throughout
     cfg.train.top_p_warmup_epochs, cfg.train.top_p_anneal_epochs = 1.0, 2.0
     values = [top_p_at(cfg, step, 100) for step in range(0, 401, 10)]
@@ -266,3 +293,132 @@ def test_saliency_loss_moves_the_attention_towards_the_target():
     assert loss.item() == pytest.approx(math.log(4))          # CE of a one-hot target against uniform attention
     loss.backward()
     assert scores.grad[0, 1, 1] < 0 and (scores.grad[0].flatten()[:3] > 0).all()
+
+
+# --- one checkpoint for the whole slider ----------------------------------------------------------
+
+def test_uniform_top_p_sampling_stays_in_range_is_reproducible_and_keeps_dense_steps():
+    cfg = mesm_core.get_preset("mesm_small")
+    cfg.train.top_p_sampling, cfg.train.top_p_range, cfg.train.dense_step_every = "uniform", (0.2, 0.9), 4
+    values = [top_p_at(cfg, step, 100) for step in range(200)]
+    sampled = [v for i, v in enumerate(values) if (i + 1) % 4]
+    assert all(0.2 <= v <= 0.9 for v in sampled) and len(set(sampled)) == len(sampled)
+    assert all(values[i] == 1.0 for i in range(3, 200, 4))
+    assert values == [top_p_at(cfg, step, 100) for step in range(200)]     # a resumed run draws the same p
+    assert max(sampled) - min(sampled) > 0.5
+
+
+def test_plan_step_gates_every_kth_step_and_every_self_saliency_step():
+    from mesm_core.training.selection import plan_step
+
+    cfg = mesm_core.get_preset("mesm_small")
+    cfg.train.gate_every, cfg.train.saliency_weight, cfg.train.dense_step_every = 3, 0.0, 0
+    gates = [plan_step(cfg, step, 100).inputs["straight_through"] for step in range(9)]
+    assert gates == [True, False, False] * 3
+    cfg.train.saliency_weight, cfg.train.saliency_source, cfg.train.dense_step_every = 1.0, "self", 2
+    cfg.train.saliency_at = "dense"
+    plans = [plan_step(cfg, step, 100) for step in range(6)]
+    assert [p.self_saliency for p in plans] == [False, True] * 3
+    assert all(p.inputs["straight_through"] for p in plans if p.self_saliency)
+    cfg.train.saliency_source, cfg.train.saliency_at = "teacher", "all"
+    assert all(plan_step(cfg, step, 100).teacher_saliency for step in range(6))
+    assert plan_step(mesm_core.get_preset("lf_lstm"), 0, 10).inputs == {}
+
+
+def test_keep_ratio_penalty_is_zero_on_the_target_curve_and_pushes_towards_it():
+    from mesm_core.training.selection import keep_ratio_penalty
+
+    # uniform over 4 of 10 cells: the top 4·p of them hold mass p, i.e. ρ = 0.4 exactly
+    on_curve = torch.tensor([[[0.25] * 4 + [1e-12] * 6]])
+    assert float(keep_ratio_penalty(_selection_output(on_curve), {"visual": 0.4}, (0.5, 1.0))) < 1e-10
+    peaked = torch.tensor([[[0.82] + [0.02] * 9]]).requires_grad_()
+    penalty = keep_ratio_penalty(_selection_output(peaked), {"visual": 0.4}, (0.5,))
+    assert penalty.item() == pytest.approx((0.84 - 0.5) ** 2, rel=1e-5)      # top ⌈0.2·10⌉ = 2 cells
+    penalty.backward()
+    assert peaked.grad[0, 0, 0] > 0           # descent flattens: the nucleus at 0.5 keeps more cells
+    assert float(keep_ratio_penalty(_selection_output(peaked), {"audio": 0.4}, (0.5,))) == 0.0
+
+
+def test_bn_regimes_follow_the_stage_p_and_calibration_makes_each_one_exact(seeded):
+    from mesm_core.models.sparse import RegimeBatchNorm
+    from mesm_core.training.bn_calibration import calibrate_batchnorm, regime_top_ps
+
+    model = _mesm(bn_top_p=(0.3, 0.6, 1.0), sparse_backend="dense").eval()
+    assert regime_top_ps(model) == (0.3, 0.6, 1.0)
+    batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
+    calibrate_batchnorm(model, [batch])
+    bn = model.branches["visual"].sparse.blocks[0].bn1
+    assert isinstance(bn, RegimeBatchNorm)
+    means = bn.regime_mean.clone()
+    assert not torch.allclose(means[0], means[2]), "p = 0.3 and p = 1 see different cells"
+    # the p = 1 regime is exactly the batch statistics over all cells of block 1's first conv
+    with torch.no_grad():
+        x = model.encode_dense(batch)["visual"]
+        h = model.branches["visual"].sparse.blocks[0].conv1(x)
+    torch.testing.assert_close(means[2], h.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        low = model(batch, top_p=0.32).logits        # nearest regime 0.3
+        bn.regime_mean[0] += 1.0                      # changing regime 0.3 changes p = 0.32 ...
+        assert not torch.allclose(model(batch, top_p=0.32).logits, low)
+        high = model(batch, top_p=0.9).logits         # ... but not p = 0.9 (regime 1.0)
+        bn.regime_mean[0] -= 1.0
+        torch.testing.assert_close(model(batch, top_p=0.9).logits, high)
+    assert model.training is False
+
+
+def test_warm_start_into_bn_regimes_keeps_fe2e_logits_at_p_one(fe2e_checkpoint):
+    fe2e, directory = fe2e_checkpoint
+    mesm = _mesm(attention_mode="straight_through", bn_top_p=(0.2, 0.5, 1.0))
+    warm_start(mesm, directory)
+    batch = mesm_core.dummy_batch("mesm_small", tokenizer=mesm.tokenizer)
+    with torch.no_grad():
+        torch.testing.assert_close(mesm.eval()(batch, top_p=1.0).logits, fe2e(batch).logits, rtol=0, atol=1e-5)
+
+
+def test_posterior_query_adds_the_earlier_branches_without_a_gradient_into_them(seeded):
+    model = _mesm(attention_query="text+posterior").train()
+    assert model.query_sources("audio") == ("text",) and model.query_sources("visual") == ("text", "audio")
+    text_dim, n_classes = model.text_encoder.hidden_size, len(model.classes)
+    assert model.branches["visual"].sparse.attention[0].query_dim == text_dim + 2 * n_classes
+    batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
+    out = model(batch, top_p=0.5)
+    visual_attention = sum(state.log_probs.exp().square().sum() for state in out.selections["visual"])
+    model.zero_grad(set_to_none=True)
+    visual_attention.backward()
+    audio_head = model.branches["audio"].head.weight.grad
+    assert audio_head is None or float(audio_head.abs().sum()) == 0.0
+
+
+def test_teacher_targets_are_the_teachers_saliency_per_clip(seeded):
+    from mesm_core.training.selection import teacher_saliency
+    from mesm_core.training.teacher import TeacherTargets
+
+    teacher = mesm_core.create_model("fe2e_small", text_pretrained=False, text_model="tiny-random").eval()
+    teacher.requires_grad_(False)
+    batches = [mesm_core.dummy_batch("fe2e_small", tokenizer=teacher.tokenizer, seed=s) for s in (1, 2)]
+    targets = TeacherTargets.compute(teacher, batches, first_block=2, n_blocks=3, with_saliency=True)
+    assert set(targets.logits) == {i for b in batches for i in b.ids}
+    batch = batches[1]
+    got = targets.batch_saliency(batch, power=2.0, device="cpu")
+    raw = teacher_saliency(teacher, batch, first_block=2, n_blocks=3, power=1.0)
+    for modality, maps in raw.items():
+        for mine, theirs in zip(got[modality], maps):
+            expected = (theirs / theirs.flatten(1).sum(1)[:, None, None]).pow(2)
+            torch.testing.assert_close(mine, expected, rtol=2e-3, atol=1e-7)
+    with torch.no_grad():
+        torch.testing.assert_close(targets.batch_logits(batch, "cpu"), teacher(batch).logits)
+
+
+def test_paper_rule_toggle_and_floor_report(seeded):
+    model = _mesm(min_keep_visual=0.6, min_keep_audio=0.2).eval()
+    batch = mesm_core.dummy_batch("mesm_small", tokenizer=model.tokenizer)
+    with torch.no_grad():
+        floors = model(batch, top_p=0.3, return_trace=True)
+        paper = model(batch, top_p=0.3, return_trace=True, keep_floor=False)
+        reference = _mesm(min_keep_visual=0.0, min_keep_audio=0.0)
+        reference.load_state_dict(model.state_dict())
+        plain = reference.eval()(batch, top_p=0.3, return_trace=True)
+    torch.testing.assert_close(paper.logits, plain.logits)
+    assert all(not t.floor_decided.any() for t in paper.trace["visual"])
+    assert floors.trace["visual"][0].floor_decided.all()      # random attention: 0.3 of the mass < 60 % of cells
+    assert floors.flops.actual > paper.flops.actual

@@ -220,7 +220,7 @@ def test_checkpoint_choices(studio, world):
     paths = [path for _, path in studio.checkpoint_choices()]
     assert str(world["mesm"].resolve()) in paths and str(world["fe2e"].resolve()) in paths
     control = studio.top_p_control(str(world["mesm"]))
-    assert control.interactive and control.default_p == pytest.approx(0.5)
+    assert control.interactive and control.default_p == pytest.approx(0.7)   # mesm_small is deployed at p = 0.7
 
 
 @pytest.mark.parametrize("case", ["no_video", "garbage", "no_audio", "empty_transcript", "bad_checkpoint", "no_state",

@@ -133,7 +133,7 @@ def test_plan_is_deterministic_and_seed_dependent():
 def test_face_cue_mask_lies_in_facs_regions(cls):
     mask = synth_faces.emotion_masks()[cls]
     ys, xs = np.mgrid[0:synth_faces.CANON_SIZE, 0:synth_faces.CANON_SIZE]
-    s, t = synth_faces.canonical_frame().to_face(xs, ys)
+    s, t = synth_faces.canonical_frame().to_face(np.stack([xs, ys], axis=-1))
     allowed = np.zeros_like(mask)
     for name in EXPECTED_REGIONS[cls]:
         region = _region(name, s, t)

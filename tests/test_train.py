@@ -14,6 +14,7 @@ import torch
 
 from mesm_core import create_model, dummy_batch
 from mesm_core.config import RunConfig
+from mesm_core.models import list_archs
 from mesm_core.presets import get_preset
 from mesm_core.training.optim import build_optimizer, build_scheduler, pos_weight_from_labels
 from mesm_core.training.sampler import EpochSampler
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # --- optimisation -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("preset", ["fe2e_small", "mesm_small"])
+@pytest.mark.parametrize("preset", [f"{arch}_small" for arch in list_archs("e2e")])
 @pytest.mark.slow
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_training, preset):
     cfg = tiny_training.tiny_config(preset, ["train.lr=0.01"])
@@ -280,16 +281,16 @@ def straight_run(tiny_training, tiny_cache, tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_run_writes_checkpoints_logs_and_config(straight_run, tiny_cache):
-    from mesm_core.checkpoint import load_checkpoint
+    from mesm_core.loading import load_checkpoint
     from mesm_core.config import run_config_from_dict
     from mesm_core.training.log import read_metrics_log
 
     saved = run_config_from_dict(json.loads((straight_run / "config.json").read_text()))
     assert saved.train.epochs == 2 and saved.model.text_model == "tiny-random"
     log = read_metrics_log(straight_run)
-    assert [r["epoch"] for r in log] == [1, 2]
-    assert {"train_loss", "valid", "lr", "seconds", "flops_per_utterance", "kept_flops_fraction"} <= set(log[0])
-    assert 0 < log[0]["kept_flops_fraction"] < 1  # MESM skips part of the sparse blocks
+    assert [r.epoch for r in log] == [1, 2]
+    assert {"train_loss", "valid", "lr", "seconds", "flops_per_utterance", "kept_flops_fraction"} <= set(log[0].to_dict())
+    assert 0 < log[0].kept_flops_fraction < 1  # MESM skips part of the sparse blocks
     model, info = load_checkpoint(straight_run / "best")
     assert info.thresholds is not None and len(info.thresholds) == 6
     assert all(0.05 <= t <= 0.95 for t in info.thresholds)
@@ -392,10 +393,11 @@ def test_selection_recipe_trains_logs_and_resumes_identically(tiny_fe2e_run, tin
     tiny_config = tiny_training.tiny_config
     assert _train(tiny_config("mesm_small", extra), tiny_cache, straight).exit_code == 0
     log = read_metrics_log(straight)
-    assert set(log[0]["aux_losses"]) == {"keep_band", "distill"}
+    assert set(log[0].aux_losses) == {"keep_band", "distill", "saliency"}   # every auxiliary loss is logged
+    assert log[0].train_task_loss > 0
     # 3 steps an epoch: epoch 1 ends on step 2 (mid-anneal), epoch 2 on step 5 (a dense step, p = 1)
-    assert log[0]["train_top_p"] == pytest.approx(0.5 + 0.25 * (1 + math.cos(math.pi * 0.5 / 3)))
-    assert log[1]["train_top_p"] == 1.0
+    assert log[0].train_top_p == pytest.approx(0.5 + 0.25 * (1 + math.cos(math.pi * 0.5 / 3)))
+    assert log[1].train_top_p == 1.0
 
     def stop(trainer, state):
         if state.global_step == 2:
@@ -405,3 +407,95 @@ def test_selection_recipe_trains_logs_and_resumes_identically(tiny_fe2e_run, tin
     assert _train(tiny_config("mesm_small", extra), tiny_cache, resumed, step_callback=stop).interrupted
     assert _train(tiny_config("mesm_small", extra), tiny_cache, resumed, resume=True).exit_code == 0
     _assert_same_weights(straight / "last", resumed / "last")
+
+
+@pytest.mark.slow
+def test_slider_recipe_trains_logs_calibrates_and_resumes_identically(tiny_fe2e_run, tiny_cache, tmp_path,
+                                                                     tiny_training):
+    """p drawn per step, BN per p regime re-estimated before validation, teacher saliency computed once, keep ratio,
+    gate on every other step, selection across two p: one run equals an interrupted + resumed one."""
+    from mesm_core.loading import load_checkpoint
+    from mesm_core.training.log import read_metrics_log
+
+    teacher = tiny_fe2e_run / "best"
+    extra = ["train.epochs=2", "train.batch_size=2", f"train.init_from={teacher}", f"train.distill_from={teacher}",
+             "train.saliency_source=teacher", "train.saliency_weight=0.5", "train.saliency_at=all",
+             "train.top_p_sampling=uniform", "train.top_p_range=[0.2, 1.0]", "train.gate_every=2",
+             "train.keep_ratio_audio=0.4", "train.keep_ratio_visual=0.6", "model.bn_top_p=[0.3, 0.6, 1.0]",
+             "train.bn_calibration_batches=2", "train.select_top_p=[0.3, 0.6]", "model.attention_query=text+posterior",
+             "model.min_keep_audio=0.05", "model.min_keep_visual=0.05"]
+    straight = tmp_path / "straight"
+    tiny_config = tiny_training.tiny_config
+    assert _train(tiny_config("mesm_small", extra), tiny_cache, straight).exit_code == 0
+    log = read_metrics_log(straight)
+    assert set(log[0].aux_losses) == {"saliency", "keep_ratio"}
+    assert set(log[0].valid_select_top_p) == {"0.3", "0.6"}
+    assert log[0].select_value == pytest.approx(sum(log[0].valid_select_top_p.values()) / 2)
+    model, _ = load_checkpoint(straight / "best")
+    bn = model.branches["visual"].sparse.blocks[0].bn1
+    assert bn.regime_top_p.tolist() == pytest.approx([0.3, 0.6, 1.0])
+    assert not torch.allclose(bn.regime_mean[0], bn.regime_mean[2])   # calibrated: each regime its own statistics
+
+    def stop(trainer, state):
+        if state.global_step == 2:
+            trainer.stop_requested, trainer.stop_signal = True, "SIGINT"
+
+    resumed = tmp_path / "resumed"
+    assert _train(tiny_config("mesm_small", extra), tiny_cache, resumed, step_callback=stop).interrupted
+    assert _train(tiny_config("mesm_small", extra), tiny_cache, resumed, resume=True).exit_code == 0
+    _assert_same_weights(straight / "last", resumed / "last")
+
+
+# --- the records of a run directory ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("log_file", sorted((Path(__file__).parents[1] / "assets" / "checkpoints").glob("*/metrics.jsonl")),
+                         ids=lambda p: p.parent.name)
+def test_epoch_records_of_the_bundled_logs_round_trip(log_file):
+    from mesm_core.training.log import EpochRecord, read_metrics_log
+
+    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    records = read_metrics_log(log_file.parent)
+    assert [r.to_dict() for r in records] == lines and all(isinstance(r, EpochRecord) for r in records)
+    assert records[-1].selected == records[-1].valid[records[-1].select_metric]
+
+
+def test_an_epoch_record_keeps_what_it_does_not_know_and_names_a_bad_line(tmp_path):
+    from mesm_core.errors import FileInputError
+    from mesm_core.training.log import EpochRecord, read_metrics_log
+
+    record = EpochRecord(epoch=1, step=3, train_loss=0.5, grad_norm_mean=1.0, grad_norm_max=2.0, valid={"f1": 0.4},
+                         valid_thresholds=[0.5], select_metric="f1", improved=True, lr={"main": 0.1}, seconds=1.0,
+                         flops_per_utterance=2.0, dense_flops_per_utterance=4.0, kept_flops_fraction=0.5,
+                         select_value=0.6, valid_select_top_p={"0.3": 0.6})
+    data = record.to_dict()
+    assert "train_top_p" not in data and "aux_losses" not in data and record.selected == 0.6
+    assert EpochRecord.from_dict({**data, "future": 1}).to_dict() == {**data, "future": 1}
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(data) + "\n" + json.dumps({"step": 2}) + "\n")
+    with pytest.raises(FileInputError, match="metrics.jsonl: line 2 is not an epoch record"):
+        read_metrics_log(tmp_path)
+
+
+def test_run_info_and_test_metrics_round_trip(tmp_path):
+    from mesm_core.distributed import DistInfo
+    from mesm_core.metrics import compute_metrics
+    from mesm_core.training.run_files import TestMetrics, prepare_run_dir, read_run_info, read_test_metrics
+
+    cfg = get_preset("fe2e_small")
+    for resume in (False, True):
+        prepare_run_dir(tmp_path, cfg, tmp_path / "data", DistInfo(), resume=resume)
+    info = read_run_info(tmp_path)
+    assert info.cache_dir == str((tmp_path / "data").resolve()) and [r.resumed for r in info.runs] == [False, True]
+    assert json.loads((tmp_path / "run.json").read_text()) == info.to_dict()
+    rng = np.random.default_rng(0)
+    report = compute_metrics(rng.random((8, 2)), (rng.random((8, 2)) > 0.5).astype(np.float32), [0.5, 0.5], ("a", "b"))
+    TestMetrics(checkpoint="run/best", best_epoch=2, parameters=10, flops_per_utterance=1e6, report=report).write(tmp_path)
+    written = json.loads((tmp_path / "test_metrics.json").read_text())
+    assert read_test_metrics(tmp_path).to_dict() == written and written["split"] == "test"
+    assert written["thresholds_from"] == "validation (best epoch)" and written["n_samples"] == 8
+
+
+def test_the_trainer_callbacks_run_in_their_documented_order():
+    from mesm_core.training import callbacks
+
+    assert [type(c).__name__ for c in callbacks.default_callbacks()] == [
+        "BestCheckpoint", "RunLog", "EarlyStopping", "StopAtLimits", "LastCheckpoint", "TestOnBest"]

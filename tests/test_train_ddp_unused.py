@@ -29,7 +29,7 @@ def _model(preset, overrides):
 
 def _unused_after_step(model, batch) -> list[str]:
     model.zero_grad(set_to_none=True)
-    out = model(batch, top_p=0.3) if model.arch == "mesm" else model(batch)
+    out = model(batch, top_p=0.3) if model.supports_top_p else model(batch)
     F.binary_cross_entropy_with_logits(out.logits, batch.labels).backward()
     return [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
 

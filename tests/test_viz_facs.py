@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from mesm_core.config import IEMOCAP_CLASSES, MOSEI_CLASSES
+from mesm_core.geometry import FaceFrame
 from mesm_viz.facs import (
     ARCFACE_TEMPLATE_112,
     AU_NAMES,
     EMFACS_PROTOTYPES,
     REGION_SPECS,
     default_landmarks,
-    face_frame,
     facs_regions,
     label_mapping,
     merge_sides,
@@ -60,9 +60,9 @@ def _swap_side(name):
 
 
 def test_template_geometry_matches_anchors():
-    frame = face_frame(ARCFACE_TEMPLATE_112)
-    assert frame.d == pytest.approx(35.2, abs=0.1)
-    assert frame.h == pytest.approx(40.7, abs=0.1)
+    frame = FaceFrame.from_landmarks(ARCFACE_TEMPLATE_112)
+    assert frame.iod == pytest.approx(35.2, abs=0.1)
+    assert frame.height == pytest.approx(40.7, abs=0.1)
     s_nose, t_nose = frame.to_face(ARCFACE_TEMPLATE_112[2])
     assert float(t_nose) == pytest.approx(0.49, abs=0.01)
     s_eyes, t_eyes = frame.to_face(ARCFACE_TEMPLATE_112[:2])

@@ -19,7 +19,7 @@ from mesm_core.data.cache import (
     record_path,
     save_record,
 )
-from mesm_core.data.clip import ClipJob, preprocess_clip, preprocess_frames, sample_times
+from mesm_core.data.clip import Crop, Requirements, Window, preprocess_clip, preprocess_frames
 from mesm_core.data.dataset import CacheDataset, collate, make_loader
 from mesm_core.data.errors import (
     ClipError,
@@ -37,16 +37,20 @@ from mesm_core.data.errors import (
     UnsafePickleError,
 )
 from mesm_core.data.faces import FaceDetector, crop_box, crop_region, points_to_crop
-from mesm_core.data.folder import folder_source, synthetic_source
+from mesm_core.data.folder import folder_source
 from mesm_core.data.iemocap import iemocap_processed_source, iemocap_raw_source, speaker_side
 from mesm_core.data.mosei import mosei_processed_source, mosei_raw_source, parse_mosei_id
 from mesm_core.data.safe_pickle import load_safe_pickle
-from mesm_core.data.scan import SourceScan
+from mesm_core.data.scan import ClipJob, SourceScan
 from mesm_core.data.sources import SOURCE_NAMES, build_source
 from mesm_core.data.splits import SplitReport, assign_splits, generate_iemocap_split, load_split_lists
+from mesm_core.data.synthetic.source import synthetic_source
+from mesm_core.data.transcript import Transcript, resolve_transcript
+from mesm_core.data.video import sample_times
 
 __all__ = [
-    "preprocess_clip", "preprocess_frames", "sample_times", "ClipJob", "mel_chunks", "melspectrogram", "load_audio",
+    "preprocess_clip", "preprocess_frames", "Window", "Crop", "Requirements", "sample_times", "ClipJob",
+    "Transcript", "resolve_transcript", "mel_chunks", "melspectrogram", "load_audio",
     "Waveform", "FaceDetector", "crop_box", "crop_region", "points_to_crop",
     "ClipError", "UnreadableMediaError", "NoVideoStreamError", "NoAudioStreamError", "EmptyClipError",
     "ClipTooLongError", "FileTooLargeError", "EmptyTranscriptError", "SilentAudioError", "NoFaceError",

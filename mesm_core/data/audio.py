@@ -1,7 +1,7 @@
 """Audio: decoding (PyAV / soundfile), mono or one-channel selection, the reference mel spectrogram, chunking.
 
 The mel spectrogram reproduces ``torchaudio.transforms.MelSpectrogram`` as the reference used it
-(reference §4.2): 16 kHz, n_fft = win_length = 400, hop 200, periodic Hann window, power 2,
+(docs/data.md, "One clip", step 4): 16 kHz, n_fft = win_length = 400, hop 200, periodic Hann window, power 2,
 HTK mel scale without filter normalisation, f_min 0, f_max = sr/2, ``center=True`` with reflect
 padding, no log. ``librosa.feature.melspectrogram(..., htk=True, norm=None)`` computes exactly that.
 """

@@ -27,9 +27,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from mesm_core.config import DataConfig, from_dict, to_dict
-from mesm_core.data.clip import ClipJob
 from mesm_core.data.errors import ClipError, CorruptRecordError, DataSourceError
 from mesm_core.data.faces import FaceDetector
+from mesm_core.data.scan import ClipJob
 from mesm_core.io import atomic_write, to_jsonable
 from mesm_core.item_store import ItemStore, manifest_name, write_arrays
 from mesm_core.types import ClipRecord
@@ -143,38 +143,69 @@ def read_manifest(cache_dir: str | Path) -> dict[str, dict]:
     return record_store(cache_dir).entries()
 
 
-def read_cache_info(cache_dir: str | Path) -> dict:
+@dataclass(frozen=True)
+class CacheInfo:
+    """``cache.json``: what a preprocessed cache holds and how it was made.
+
+    ``data`` is the :class:`DataConfig` the records were made with, as written (a dict: caches made by an
+    older version may name fields this one no longer has); ``source`` the dataset source's description.
+    """
+
+    dataset: str
+    classes: tuple[str, ...]
+    data: dict[str, Any]
+    source: str
+    version: int = CACHE_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "dataset": self.dataset, "classes": list(self.classes), "data": self.data,
+                "source": self.source}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = CACHE_INFO) -> "CacheInfo":
+        """Raises :class:`DataSourceError` naming ``where`` for a missing or mistyped field."""
+        fields = {"dataset": str, "classes": list, "data": dict, "source": str, "version": int}
+        wrong = [k for k, kind in fields.items() if not isinstance(data.get(k), kind)]
+        if wrong:
+            raise DataSourceError(f"{where}: missing or malformed field(s) {wrong} (not a cache.json of mesm_core)")
+        return cls(dataset=data["dataset"], classes=tuple(data["classes"]), data=data["data"], source=data["source"],
+                   version=data["version"])
+
+
+def read_cache_info(cache_dir: str | Path) -> CacheInfo:
+    """The cache's ``cache.json``. Raises :class:`DataSourceError` naming the file when it is missing or malformed."""
     path = Path(cache_dir) / CACHE_INFO
     if not path.is_file():
         raise DataSourceError(f"{path}: not a preprocessed cache (cache.json missing; run python -m mesm_core.preprocess)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise DataSourceError(f"{path}: unreadable cache.json ({exc})") from exc
+    if not isinstance(data, dict):
+        raise DataSourceError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return CacheInfo.from_dict(data, str(path))
 
 
 def _comparable(config_dict: dict) -> dict:
     return {k: v for k, v in config_dict.items() if k not in _RUNTIME_FIELDS}
 
 
-def write_cache_info(cache_dir: Path, config: DataConfig, classes: Sequence[str], dataset: str, source: str) -> dict:
+def write_cache_info(cache_dir: Path, config: DataConfig, classes: Sequence[str], dataset: str, source: str) -> CacheInfo:
     """Create cache.json, or check that an existing one matches (same classes and preprocessing)."""
-    info = {"version": CACHE_VERSION, "dataset": dataset, "classes": list(classes), "data": to_dict(config),
-            "source": source}
+    info = CacheInfo(dataset=dataset, classes=tuple(classes), data=to_dict(config), source=source)
     path = cache_dir / CACHE_INFO
     if path.is_file():
         existing = read_cache_info(cache_dir)
-        if existing.get("classes") != info["classes"]:
-            raise DataSourceError(f"{path}: the cache holds classes {existing.get('classes')}, this run has "
-                                  f"{info['classes']}; use another --out folder")
-        if _comparable(existing.get("data", {})) != _comparable(info["data"]):
-            diff = sorted(k for k in _comparable(info["data"])
-                          if existing.get("data", {}).get(k) != info["data"][k])
+        if existing.classes != info.classes:
+            raise DataSourceError(f"{path}: the cache holds classes {list(existing.classes)}, this run has "
+                                  f"{list(info.classes)}; use another --out folder")
+        if _comparable(existing.data) != _comparable(info.data):
+            diff = sorted(k for k in _comparable(info.data) if existing.data.get(k) != info.data[k])
             raise DataSourceError(f"{path}: the cache was made with different preprocessing settings ({diff}); "
                                   "use another --out folder or the same --set values")
         return existing
     cache_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(info, indent=2))
+    atomic_write(path, json.dumps(info.to_dict(), indent=2))
     return info
 
 
@@ -358,5 +389,5 @@ def iter_records(cache_dir: str | Path, split: str | None = None) -> Iterable[Cl
 
 
 __all__ = ["CACHE_VERSION", "record_store", "record_path", "save_record", "load_record",
-           "read_manifest", "read_cache_info", "write_cache_info", "select_shard", "parse_shard", "process_job",
+           "read_manifest", "CacheInfo", "read_cache_info", "write_cache_info", "select_shard", "parse_shard", "process_job",
            "PreprocessSummary", "preprocess_jobs", "cache_entries", "iter_records"]

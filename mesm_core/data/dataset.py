@@ -29,13 +29,13 @@ class CacheDataset(Dataset):
         self.cache_dir = Path(cache_dir)
         self.split = split
         info = read_cache_info(self.cache_dir)
-        self.cache_classes = tuple(info.get("classes", ()))
+        self.cache_classes = info.classes
         self.classes = tuple(classes) if classes is not None else self.cache_classes
         unknown = [c for c in self.classes if c not in self.cache_classes]
         if unknown:
             raise DataSourceError(f"{self.cache_dir}: class(es) {unknown} not in the cache's classes {self.cache_classes}")
         self._label_index = np.array([self.cache_classes.index(c) for c in self.classes], np.int64)
-        self.data_config = info.get("data", {})
+        self.data_config = info.data
         self.entries = cache_entries(self.cache_dir, split)
         if not self.entries:
             present = sorted({str(e.get("split")) for e in cache_entries(self.cache_dir, None)})

@@ -1,4 +1,4 @@
-"""The ``folder`` source (any labelled video collection) and the ``synthetic`` source built on it.
+"""The ``folder`` source: any labelled video collection (the ``synthetic`` source reads its set through it).
 
 ``SRC/labels.csv`` columns: ``id``, ``video`` (path relative to SRC), ``transcript`` (may be empty:
 then ``<video stem>.txt``/``.srt`` beside the video is used), optional ``split``
@@ -9,17 +9,12 @@ then ``<video stem>.txt``/``.srt`` beside the video is used), optional ``split``
 from __future__ import annotations
 
 import csv
-import functools
-import importlib
 from pathlib import Path
 
 import numpy as np
 
-from mesm_core.config import DataConfig
-from mesm_core.data.clip import ClipJob
 from mesm_core.data.errors import DataSourceError
-from mesm_core.data.scan import SourceScan, require_dir
-from mesm_core.types import ClipRecord
+from mesm_core.data.scan import ClipJob, SourceScan, require_dir
 
 RESERVED_COLUMNS = ("id", "video", "transcript", "split", "audio", "start", "end")
 SPLIT_NAMES = ("train", "valid", "test")
@@ -89,36 +84,4 @@ def folder_source(root: str | Path, dataset: str = "folder") -> SourceScan:
     return scan
 
 
-def _attach_synthetic_cues(record: ClipRecord, config: DataConfig, source_dir: str) -> ClipRecord:
-    """Post-processing hook for synthetic jobs (module level so jobs pickle into workers)."""
-    synthetic = importlib.import_module("mesm_core.data.synthetic")
-    attach = getattr(synthetic, "attach_cues", None)
-    if attach is None:
-        return record
-    result = attach(record, source_dir, config)
-    return record if result is None else result
-
-
-def synthetic_source(root: str | Path, seed: int | None = None, n_clips: int | None = None) -> SourceScan:
-    """Generate the synthetic dataset at ``root`` if missing (``mesm_core.data.synthetic.ensure_dataset``:
-    None keeps what a dataset already there was made with), then scan it like ``folder``; each record
-    gets its cue masks via ``attach_cues`` when available."""
-    try:
-        synthetic = importlib.import_module("mesm_core.data.synthetic")
-    except ImportError as exc:
-        raise DataSourceError(f"the synthetic dataset generator is not available ({exc})") from exc
-    ensure = getattr(synthetic, "ensure_dataset", None)
-    if ensure is None:
-        raise DataSourceError("mesm_core.data.synthetic.ensure_dataset is not available in this installation")
-    kwargs = {"seed": seed, "n_clips": n_clips}
-    root = Path(root)
-    ensure(root, **kwargs)
-    scan = folder_source(root, dataset="synthetic")
-    if hasattr(synthetic, "attach_cues"):
-        hook = functools.partial(_attach_synthetic_cues, source_dir=str(root))
-        for job in scan.jobs:
-            job.postprocess = hook
-    return scan
-
-
-__all__ = ["RESERVED_COLUMNS", "SPLIT_NAMES", "folder_source", "synthetic_source"]
+__all__ = ["RESERVED_COLUMNS", "SPLIT_NAMES", "folder_source"]

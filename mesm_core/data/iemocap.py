@@ -1,4 +1,5 @@
-"""IEMOCAP sources: the raw USC release and the authors' processed folders (reference §5.1).
+"""IEMOCAP sources: the raw USC release and the authors' processed folders (docs/data.md,
+"Datasets").
 
 Raw: ``IEMOCAP_full_release/Session{1..5}/dialog/{avi/DivX/<dialog>.avi, wav/<dialog>.wav,
 transcriptions/<dialog>.txt, EmoEvaluation/<dialog>.txt}``. Each utterance is cut from its dialog by
@@ -17,10 +18,10 @@ import re
 from pathlib import Path
 
 from mesm_core.config import IEMOCAP_CLASSES
-from mesm_core.data.clip import ClipJob, normalise_text
 from mesm_core.data.errors import DataSourceError
 from mesm_core.data.safe_pickle import load_safe_pickle
-from mesm_core.data.scan import SourceScan, one_hot, require_dir
+from mesm_core.data.scan import ClipJob, SourceScan, one_hot, require_dir
+from mesm_core.data.transcript import normalise_text
 
 _EMO_LINE = re.compile(r"^\[\s*([\d.]+)\s*-\s*([\d.]+)\s*\]\s+(\S+)\s+(\S+)\s+\[([^\]]*)\]")
 _TRANSCRIPT_LINE = re.compile(r"^(\S+)\s+\[[^\]]*\]:\s?(.*)$")

@@ -1,4 +1,5 @@
-"""CMU-MOSEI sources: the raw CMU release and the authors' processed folders (reference §5.2).
+"""CMU-MOSEI sources: the raw CMU release and the authors' processed folders (docs/data.md,
+"Datasets").
 
 Raw: ``MOSEI_Raw/{Audio/WAV_16000/<vid>.wav, Videos/Full/Combined/<vid>.mp4,
 Transcript/Combined/<vid>.txt, Labels/*.csv}``. Transcript lines are
@@ -21,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from mesm_core.config import MOSEI_CLASSES
-from mesm_core.data.clip import ClipJob, normalise_text
 from mesm_core.data.errors import DataSourceError
 from mesm_core.data.safe_pickle import load_safe_pickle
-from mesm_core.data.scan import SourceScan, require_dir
+from mesm_core.data.scan import ClipJob, SourceScan, require_dir
+from mesm_core.data.transcript import normalise_text
 
 # Label CSV column for each class, in MOSEI_CLASSES order.
 ANSWER_COLUMNS = ("Answer.anger", "Answer.disgust", "Answer.fear", "Answer.happiness", "Answer.sadness",

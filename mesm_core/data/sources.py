@@ -1,4 +1,4 @@
-"""The registry of dataset sources: each scans a dataset layout and yields :class:`~mesm_core.data.clip.ClipJob` s.
+"""The registry of dataset sources: each scans a dataset layout and yields :class:`~mesm_core.data.scan.ClipJob` s.
 
 Names (as on the ``mesm_core.preprocess`` command line): ``iemocap`` (raw release),
 ``iemocap-processed`` (the authors' processed folders), ``mosei`` (raw CMU-MOSEI release),
@@ -13,6 +13,7 @@ from typing import Any, Callable
 from mesm_core.data import folder, iemocap, mosei
 from mesm_core.data.errors import DataSourceError
 from mesm_core.data.scan import SourceScan
+from mesm_core.data.synthetic.source import synthetic_source
 
 BUILDERS: dict[str, Callable[..., SourceScan]] = {
     "iemocap": iemocap.iemocap_raw_source,
@@ -20,7 +21,7 @@ BUILDERS: dict[str, Callable[..., SourceScan]] = {
     "mosei": mosei.mosei_raw_source,
     "mosei-processed": mosei.mosei_processed_source,
     "folder": folder.folder_source,
-    "synthetic": folder.synthetic_source,
+    "synthetic": synthetic_source,
 }
 SOURCE_NAMES = tuple(BUILDERS)
 

@@ -26,7 +26,7 @@ _FILE_CANDIDATES = {
     "valid": ("valid.txt", "valid_split.txt", "val.txt", "val_split.txt", "dev.txt", "dev_split.txt"),
     "test": ("test.txt", "test_split.txt"),
 }
-# The paper's IEMOCAP split is a random utterance-level 70/10/20 split (reference §5.1).
+# The paper's IEMOCAP split is a random utterance-level 70/10/20 split (docs/deviations.md, "Splits").
 IEMOCAP_SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
 
 

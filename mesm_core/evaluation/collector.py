@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from mesm_core.distributed import DistInfo, all_gather_objects
+from mesm_core.evaluation.keep import BlockKeep, keep_rows, merge_tallies, tally_trace
 from mesm_core.families import SplitDataset, family_of
 from mesm_core.types import ModelOutput
 
@@ -31,7 +32,8 @@ class SplitPredictions:
 
     probs (N, C) float64 sigmoid probabilities, labels (N, C) float32 multi-hot (None without labels),
     flops_dense / flops_actual: feature-extraction FLOPs summed over the split (0 for the baselines, whose
-    features were extracted beforehand), loss: the mean BCE of the split when a criterion was given.
+    features were extracted beforehand), loss: the mean BCE of the split when a criterion was given,
+    blocks: what each sparse block kept (``evaluation/keep.py``) when collected with ``keep_stats=True`` (MESM).
     """
 
     ids: list[str]
@@ -41,6 +43,7 @@ class SplitPredictions:
     flops_actual: float = 0.0
     loss: float | None = None
     extra: dict = field(default_factory=dict)
+    blocks: list[BlockKeep] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -67,17 +70,19 @@ def autocast_context(device: torch.device, amp: bool, amp_dtype: str = "bfloat16
     return nullcontext()
 
 
-def _outputs(model: nn.Module, batch: Any, top_ps: Sequence[float | None]) -> Iterator[tuple[float | None, ModelOutput]]:
+def _outputs(model: nn.Module, batch: Any, top_ps: Sequence[float | None],
+             trace: bool = False) -> Iterator[tuple[float | None, ModelOutput]]:
     """(p, output) for every p. With several p the p-independent stage (text CLS, dense low-level CNN features)
     runs once per batch and ``forward_prepared`` once per p; ``forward`` is exactly these stages in order."""
+    extra = {"return_trace": True} if trace else {}
     if len(top_ps) == 1:
         p = top_ps[0]
-        yield p, model(batch) if p is None else model(batch, top_p=p)
+        yield p, model(batch, **extra) if p is None else model(batch, top_p=p, **extra)
         return
     text_cls = model.encode_text(batch.text) if getattr(model, "text_encoder", None) is not None else None
     dense = model.encode_dense(batch)
     for p in top_ps:
-        yield p, model.forward_prepared(batch, text_cls, dense, top_p=p)
+        yield p, model.forward_prepared(batch, text_cls, dense, top_p=p, **extra)
 
 
 @torch.no_grad()
@@ -92,25 +97,28 @@ def collect_top_ps(
     dist_info: DistInfo | None = None,
     order: list[str] | None = None,
     criterion: nn.Module | None = None,
+    keep_stats: bool = False,
 ) -> dict[float | None, SplitPredictions]:
     """Evaluate ``model`` (eval mode) on every batch at each of ``top_ps`` (None: the model's own p; the
     baselines and FE2E take only None) in one pass; merge the shards of all ranks.
 
     ``order`` (the split's ids) fixes the output order and drops duplicates; without it the order is
     rank-major. FLOPs and the ``criterion`` loss (mean over utterances) are summed across ranks.
+    ``keep_stats`` (MESM): also tally what each sparse block kept (``SplitPredictions.blocks``).
     """
+    keep_stats = keep_stats and getattr(model, "supports_top_p", False)
     device = torch.device(device)
     top_ps = list(top_ps)
     was_training = model.training
     model.eval()
     shards: dict[Any, dict[str, Any]] = {
-        p: {"ids": [], "probs": [], "labels": [], "dense": 0.0, "actual": 0.0, "loss": 0.0} for p in top_ps
+        p: {"ids": [], "probs": [], "labels": [], "dense": 0.0, "actual": 0.0, "loss": 0.0, "keep": {}} for p in top_ps
     }
     try:
         for batch in batches:
             batch = batch.to(device)
             with autocast_context(device, amp, amp_dtype):
-                outputs = list(_outputs(model, batch, top_ps))
+                outputs = list(_outputs(model, batch, top_ps, trace=keep_stats))
             for p, output in outputs:
                 shard = shards[p]
                 shard["probs"].append(torch.sigmoid(output.logits.float()).cpu().numpy().astype(np.float64))
@@ -122,6 +130,8 @@ def collect_top_ps(
                 shard["ids"].extend(batch.ids)
                 shard["dense"] += float(output.flops.dense)
                 shard["actual"] += float(output.flops.actual)
+                if keep_stats:
+                    shard["keep"] = merge_tallies([shard["keep"], tally_trace(output.trace)])
     finally:
         model.train(was_training)
     results = {}
@@ -164,6 +174,7 @@ def _merge(shards: list[dict], order: list[str] | None, with_loss: bool) -> Spli
         flops_dense=sum(s["dense"] for s in shards),
         flops_actual=sum(s["actual"] for s in shards),
         loss=loss,
+        blocks=keep_rows(merge_tallies(s.get("keep", {}) for s in shards)),
     )
 
 
@@ -184,12 +195,14 @@ def predict_split(
     device: torch.device | str = "cpu",
     batch_size: int = 16,
     progress: bool = False,
+    keep_stats: bool = False,
 ) -> dict[float | None, SplitPredictions]:
-    """Predictions of ``split`` of a data directory (the model family's kind) at each p, in one pass."""
+    """Predictions of ``split`` of a data directory (the model family's kind) at each p, in one pass
+    (``keep_stats``: with what each sparse block kept, MESM)."""
     dataset = family_of(model).dataset(data_dir, split, model.config)
     batches: Iterable[Any] = (batch for _, batch in split_batches(model, dataset, batch_size))
     if progress:
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, total=math.ceil(len(dataset) / batch_size), desc=split, leave=False)
-    return collect_top_ps(model, batches, device, top_ps, order=list(dataset.ids))
+    return collect_top_ps(model, batches, device, top_ps, order=list(dataset.ids), keep_stats=keep_stats)

@@ -7,8 +7,9 @@ the evaluated split happens only when that split *is* ``valid``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
+from mesm_core.checkpoint import CheckpointInfo
 from mesm_core.errors import InputError
 from mesm_core.evaluation.collector import SplitPredictions
 from mesm_core.metrics import choose_thresholds
@@ -26,24 +27,29 @@ class ThresholdError(InputError, ValueError):
 
 
 def resolve_thresholds(
-    info: Any,
+    info: CheckpointInfo | None,
     split: str,
     *,
     mode: str = "auto",
     valid_predictions: SplitPredictions | None = None,
+    top_p: float | None = None,
 ) -> tuple[list[float], str]:
     """Per-class thresholds and where they came from.
 
-    mode ``checkpoint``: the checkpoint's (``info.thresholds``; error if absent); ``valid``: tuned on the
-    validation predictions; ``auto``: checkpoint if present, else validation.
+    mode ``checkpoint``: the checkpoint's (``info.thresholds_at(top_p)``: those chosen on validation at the nearest
+    p when the checkpoint stores a table per p, else its single set; error if absent); ``valid``: tuned on the
+    validation predictions; ``auto``: checkpoint if present, else validation. ``info`` None: a model without a
+    checkpoint (no saved thresholds).
     """
     if mode not in THRESHOLD_MODES:
         raise ThresholdError(f"unknown threshold mode {mode!r} (auto, checkpoint or valid)")
-    saved = getattr(info, "thresholds", None)
+    saved, chosen_at = info.thresholds_at(top_p) if info is not None else (None, None)
     if mode in ("auto", "checkpoint") and saved is not None:
-        return [float(t) for t in saved], FROM_CHECKPOINT
+        source = FROM_CHECKPOINT if chosen_at is None else \
+            f"checkpoint (chosen on validation at p = {chosen_at:g} during training)"
+        return [float(t) for t in saved], source
     if mode == "checkpoint":
-        raise ThresholdError(f"{getattr(info, 'path', 'checkpoint')}: has no thresholds; use --thresholds valid")
+        raise ThresholdError(f"{info.path if info is not None else 'checkpoint'}: has no thresholds; use --thresholds valid")
     if valid_predictions is None or valid_predictions.labels is None:
         raise ThresholdError(
             "no thresholds in the checkpoint and no labelled validation split in the cache: refusing to tune "

@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from mesm_core.console import log_to_console
 from mesm_core.features.build import iter_clip_cache
 
 
@@ -24,9 +25,9 @@ def _build(args: argparse.Namespace) -> int:
     sha = None if args.face_model_sha256 == "any" else args.face_model_sha256
     kwargs = {} if args.face_model_sha256 is None else {"face_model_sha256": sha}
     cache = build_feature_cache(
-        iter_clip_cache(args.clips), args.out, tuple(info.get("classes", ())), face_model=args.face_model,
+        iter_clip_cache(args.clips), args.out, info.classes, face_model=args.face_model,
         audio_source=args.audio_source, overwrite=args.overwrite,
-        source_info={"kind": "clip-cache", "path": str(Path(args.clips).resolve()), "dataset": info.get("dataset")},
+        source_info={"kind": "clip-cache", "path": str(Path(args.clips).resolve()), "dataset": info.dataset},
         **kwargs,
     )
     print(json.dumps(cache.report(), indent=2))
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     info.add_argument("cache")
     info.set_defaults(run=_info)
     args = parser.parse_args(argv)
+    log_to_console(stream="stderr")  # stdout carries the JSON report
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:

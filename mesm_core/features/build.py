@@ -13,7 +13,7 @@ the record's audio duration.
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -25,6 +25,8 @@ from mesm_core.features.cache import FeatureCache, FeatureItem
 from mesm_core.features.text import GloveVectors, glove_fingerprint, load_glove, text_features
 from mesm_core.features.visual import FACE_MODEL_SHA256, VisualExtractor
 from mesm_core.types import ClipRecord
+
+log = logging.getLogger(__name__)
 
 __all__ = ["record_waveform", "extract_record", "build_feature_cache", "iter_clip_cache"]
 
@@ -128,12 +130,12 @@ def build_feature_cache(
                 cache.record_failure(record.id, split, str(exc))
                 n_failed += 1
             if progress and n_seen % 50 == 0:
-                print(f"features: {n_seen} records seen, {n_new} extracted, {n_failed} failed "
-                      f"({time.time() - started:.0f} s)", file=sys.stderr)
+                log.info(f"features: {n_seen} records seen, {n_new} extracted, {n_failed} failed "
+                         f"({time.time() - started:.0f} s)")
     report = cache.finalize()
     if progress:
-        print(f"features: done in {time.time() - started:.1f} s: {n_new} extracted, {n_failed} failed, "
-              f"{n_seen - n_new - n_failed} already cached; splits {report['splits']}", file=sys.stderr)
+        log.info(f"features: done in {time.time() - started:.1f} s: {n_new} extracted, {n_failed} failed, "
+                 f"{n_seen - n_new - n_failed} already cached; splits {report['splits']}")
     return cache
 
 

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from mesm_core.config import MODALITIES
 from mesm_core.features.cache import FeatureCache, FeatureCacheError, FeatureItem, NormStats
-from mesm_core.models.baselines.common import FeatureBatch
+from mesm_core.types import FeatureBatch
 
 __all__ = ["FeatureDataset", "collate_features"]
 

@@ -13,13 +13,13 @@ results), ``text`` (how much of a transcript the model reads), ``report`` (repor
 mesm_core.predict``; images of a prediction are drawn by ``mesm_viz`` (docs/app.md).
 """
 
-from mesm_core.inference.predictor import DEFAULT_CHECKPOINT, DEFAULT_THRESHOLD, Predictor, predict, resolve_transcript
+from mesm_core.inference.predictor import DEFAULT_THRESHOLD, Predictor, predict
 from mesm_core.inference.report import format_flops, format_prediction, report_body, write_report
 from mesm_core.inference.results import LayerTrace, Prediction, PreparedClip, SweepPoint, face_view_note
 from mesm_core.inference.text import TextCoverage, text_coverage
 
 __all__ = [
-    "DEFAULT_CHECKPOINT", "DEFAULT_THRESHOLD", "Predictor", "predict", "resolve_transcript",
+    "DEFAULT_THRESHOLD", "Predictor", "predict",
     "PreparedClip", "Prediction", "LayerTrace", "SweepPoint", "face_view_note", "TextCoverage", "text_coverage",
     "report_body", "write_report", "format_flops", "format_prediction",
 ]

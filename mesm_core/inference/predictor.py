@@ -34,21 +34,9 @@ from mesm_core.types import ClipRecord, FlopsReport
 if TYPE_CHECKING:
     from mesm_core.data.clip import Progress
 
-__all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_THRESHOLD", "Predictor", "predict", "resolve_transcript"]
+__all__ = ["DEFAULT_THRESHOLD", "Predictor", "predict"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CHECKPOINT = REPO_ROOT / "assets" / "checkpoints" / "mesm_small"
 DEFAULT_THRESHOLD = 0.5
-
-
-def resolve_transcript(video: str | os.PathLike, transcript: str | None) -> str:
-    """The given transcript, else the ``.txt``/``.srt`` sidecar beside the video, else ""."""
-    if transcript is not None:
-        return transcript.strip()
-    from mesm_core.data.clip import find_transcript, read_transcript_file
-
-    sidecar = find_transcript(Path(video))
-    return read_transcript_file(sidecar).strip() if sidecar is not None else ""
 
 
 class Predictor:
@@ -67,6 +55,9 @@ class Predictor:
         self.device = device
         self.checkpoint = str(info.path) if info is not None and checkpoint == "<in-memory>" else str(checkpoint)
         self.classes: tuple[str, ...] = tuple(classes or (info.classes if info is not None else model.config.classes))
+        # thresholds chosen on validation at each p (a checkpoint trained for the whole slider), unless given
+        self._threshold_table: dict[float, list[float]] = (
+            dict(info.thresholds_by_top_p) if thresholds is None and info is not None else {})
         if thresholds is None and info is not None and info.thresholds is not None:
             thresholds = dict(zip(self.classes, info.thresholds))
         self.thresholds: dict[str, float] | None = (
@@ -84,7 +75,7 @@ class Predictor:
         MESM sparse path (all give the same numbers; "auto" picks per block from measured crossovers).
         Raises ``mesm_core.checkpoint.CheckpointError`` when the folder is not a valid checkpoint.
         """
-        from mesm_core.checkpoint import load_checkpoint
+        from mesm_core.loading import load_checkpoint
 
         model, info = load_checkpoint(checkpoint, map_location=device, sparse_backend=sparse_backend)
         return cls(model, checkpoint=str(info.path), device=device, detector=detector)
@@ -102,7 +93,7 @@ class Predictor:
     @property
     def is_sparse(self) -> bool:
         """True for MESM (top-p matters), False for FE2E."""
-        return self.arch == "mesm"
+        return bool(getattr(self.model, "supports_top_p", False))
 
     @property
     def detector(self) -> Any:
@@ -116,7 +107,7 @@ class Predictor:
     def warm_up(self) -> None:
         """One tiny forward pass and one MTCNN call, so the first real request does not pay for lazy
         initialisation (CUDA/OpenMP setup, the detector's networks)."""
-        from mesm_core.models.factory import dummy_batch
+        from mesm_core.factory import dummy_batch
 
         batch = dummy_batch(self.config, batch_size=1, n_frames=2, n_chunks=2, tokenizer=self.model.tokenizer)
         with torch.inference_mode():
@@ -141,25 +132,33 @@ class Predictor:
         return text_coverage(tokenizer, transcript) if tokenizer is not None else None
 
     def prepare(self, video: str | os.PathLike, transcript: str | None = None, *,
-                data_config: DataConfig | None = None, progress: Progress | None = None) -> PreparedClip:
+                data_config: DataConfig | None = None, progress: Progress | None = None,
+                cue_file: str | os.PathLike | None = None, video_sha1: str | None = None) -> PreparedClip:
         """Run the p-independent stage on one clip.
 
-        ``transcript=None`` reads the ``.txt``/``.srt`` sidecar beside the video when there is one.
+        ``transcript=None`` reads the ``.txt``/``.srt`` sidecar beside the video when there is one
+        (``mesm_core.data.transcript.resolve_transcript``, the pipeline's one rule; whitespace collapsed).
         ``data_config`` overrides the checkpoint's preprocessing (the studio tightens the limits).
         ``progress(fraction, stage)`` hears of decoding, faces, audio and the encoders as they start.
+        ``cue_file``: the clip's ground-truth cue file (a synthetic clip's ``cues/<id>.npz``), attached to
+        the record (``face_cues`` (F, 48, 48), ``mel_cues`` (n_mels, T)); ``PreparedClip.cue_file`` names it,
+        or, when it does not fit this clip, stays None and ``cue_error`` says why (the clip is still prepared).
+        ``video_sha1``: the video's SHA-1 when the caller hashed it already (an upload is hashed once).
         Raises the data pipeline's ``ClipError`` subclasses for bad media (naming the file and the
         reason) and ``EmptyTranscriptError`` when a MESM model gets no transcript.
         """
         from mesm_core.data import collate
         from mesm_core.data.clip import preprocess_clip
+        from mesm_core.data.transcript import resolve_transcript
 
-        text = self._require_transcript(resolve_transcript(video, transcript), str(video))
+        text = self._require_transcript(resolve_transcript(video, transcript).text, str(video))
         config = data_config if data_config is not None else self.data_config
         timings: dict[str, float] = {}
 
         start = time.perf_counter()
         record = preprocess_clip(video, text, config=config, detector=self.detector, progress=progress)
         timings["preprocess_s"] = time.perf_counter() - start
+        attached, cue_error = _attach_cue_file(record, cue_file, config)
 
         if progress is not None:
             progress(0.85, "Text encoder and dense CNN layers")
@@ -170,11 +169,13 @@ class Predictor:
             dense = self.model.encode_dense(batch)
         timings["encode_s"] = time.perf_counter() - start
 
-        sha = file_sha1(video) if Path(video).is_file() else ""
+        if video_sha1 is None:
+            video_sha1 = file_sha1(video) if Path(video).is_file() else ""
         coverage = self.text_coverage(text)
         return PreparedClip(record=record, batch=batch, text_cls=text_cls, dense=dense, transcript=text,
-                            checkpoint=self.checkpoint, video_sha1=sha, timings=timings,
-                            notes=_record_notes(record, coverage), text_coverage=coverage)
+                            checkpoint=self.checkpoint, video_sha1=video_sha1, timings=timings,
+                            notes=_record_notes(record, coverage), text_coverage=coverage,
+                            cue_file=attached, cue_error=cue_error)
 
     def retext(self, prepared: PreparedClip, transcript: str | None) -> PreparedClip:
         """Same clip, new transcript: re-encode the text only (the dense visual/audio features are reused)."""
@@ -192,10 +193,12 @@ class Predictor:
 
     # --- stage 2: p-dependent ------------------------------------------------------------------
 
-    def run(self, prepared: PreparedClip, top_p: float | None = None, *, return_trace: bool = True) -> Prediction:
+    def run(self, prepared: PreparedClip, top_p: float | None = None, *, return_trace: bool = True,
+            keep_floor: bool = True) -> Prediction:
         """Run the p-dependent stage (sparse blocks + heads) on a prepared clip.
 
         ``top_p`` defaults to the checkpoint's ``config.top_p`` for MESM and is ignored for FE2E.
+        ``keep_floor=False`` runs the paper's rule: the nucleus alone, without the checkpoint's keep floors.
         """
         if self.is_sparse:
             top_p = float(self.config.top_p if top_p is None else top_p)
@@ -207,14 +210,18 @@ class Predictor:
         start = time.perf_counter()
         with torch.inference_mode():
             out = self.model.forward_prepared(prepared.batch, prepared.text_cls, prepared.dense, top_p=top_p,
-                                              return_trace=return_trace and self.is_sparse)
+                                              return_trace=return_trace and self.is_sparse, keep_floor=keep_floor)
         elapsed = time.perf_counter() - start
 
         classes = self.classes
         logits = out.logits[0].float().cpu().numpy()
         probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
         notes = list(prepared.notes)
-        if self.thresholds:
+        if self._threshold_table and top_p is not None:
+            chosen_at = min(self._threshold_table, key=lambda q: (abs(q - top_p), -q))
+            thresholds = dict(zip(classes, self._threshold_table[chosen_at]))
+            threshold_source = f"checkpoint, chosen on validation at p = {chosen_at:g}"
+        elif self.thresholds:
             thresholds = {c: float(self.thresholds.get(c, DEFAULT_THRESHOLD)) for c in classes}
             threshold_source = "checkpoint"
         else:
@@ -232,8 +239,8 @@ class Predictor:
         fusion_weights = {m: float(w) for m, w in zip(out.modality_logits.keys(), weights)}
 
         trace = _to_numpy_trace(out.trace)
-        if top_p is not None:
-            notes.extend(_floor_notes(trace, self.config, top_p))
+        if top_p is not None and keep_floor:
+            notes.extend(floor_notes(trace, self.config, top_p))
         kept_fraction = {m: [t.kept_fraction for t in blocks] for m, blocks in trace.items()}
         if not trace and self.is_sparse and return_trace:
             kept_fraction = _kept_from_flops(out.flops)
@@ -249,11 +256,11 @@ class Predictor:
         )
 
     def sweep(self, prepared: PreparedClip, top_ps: Sequence[float], *,
-              known: Mapping[float, Prediction] | None = None) -> list[SweepPoint]:
+              known: Mapping[float, Prediction] | None = None, keep_floor: bool = True) -> list[SweepPoint]:
         """FLOPs, kept fractions and probabilities at each p: the data of the cost-vs-p curve.
 
-        ``known`` maps p → a prediction already run on this clip (reused, not run again). Empty for
-        FE2E, where top-p does not apply.
+        ``known`` maps p → a prediction already run on this clip (reused, not run again; it must have been run
+        with the same ``keep_floor``). Empty for FE2E, where top-p does not apply.
         """
         if not self.is_sparse:
             return []
@@ -261,13 +268,15 @@ class Predictor:
         points = []
         for p in top_ps:
             prediction = known.get(float(p))
-            points.append(SweepPoint.of(prediction if prediction is not None else self.run(prepared, float(p))))
+            if prediction is None:
+                prediction = self.run(prepared, float(p), keep_floor=keep_floor)
+            points.append(SweepPoint.of(prediction))
         return points
 
     def predict(self, video: str | os.PathLike, transcript: str | None = None, top_p: float | None = None, *,
-                data_config: DataConfig | None = None) -> Prediction:
+                data_config: DataConfig | None = None, keep_floor: bool = True) -> Prediction:
         """:meth:`prepare` then :meth:`run`."""
-        return self.run(self.prepare(video, transcript, data_config=data_config), top_p)
+        return self.run(self.prepare(video, transcript, data_config=data_config), top_p, keep_floor=keep_floor)
 
 
 def predict(checkpoint: str | os.PathLike | nn.Module, video: str | os.PathLike, transcript: str | None = None,
@@ -289,6 +298,21 @@ def predict(checkpoint: str | os.PathLike | nn.Module, video: str | os.PathLike,
     return predictor.predict(video, transcript, top_p, data_config=data_config)
 
 
+def _attach_cue_file(record: ClipRecord, cue_file: str | os.PathLike | None,
+                     config: DataConfig) -> tuple[str | None, str]:
+    """Attach a ground-truth cue file to ``record`` in place: (the file attached or None, why it was not)."""
+    if not cue_file:
+        return None, ""
+    from mesm_core.data.synthetic.cues import attach_cue_file
+
+    try:
+        attach_cue_file(record, cue_file, config)
+    except (ValueError, OSError) as exc:  # another clip's file, or none readable: the clip stands without cues
+        record.face_cues = record.mel_cues = None
+        return None, str(exc)
+    return str(cue_file), ""
+
+
 def _record_notes(record: ClipRecord, coverage: TextCoverage | None = None) -> list[str]:
     notes = []
     face = face_view_note(record)
@@ -303,28 +327,24 @@ def _record_notes(record: ClipRecord, coverage: TextCoverage | None = None) -> l
     return notes
 
 
-def _floor_notes(trace: dict[str, list[LayerTrace]], config: ModelConfig, top_p: float) -> list[str]:
-    """Where the keep floor (``model.min_keep_*``), not p, decided the first sparse block's mask: the studio's
-    slider then changes nothing for that modality until p passes the floor."""
-    from mesm_core.models.nucleus import nucleus_mask
-
+def floor_notes(trace: dict[str, list[LayerTrace]], config: ModelConfig, top_p: float) -> list[str]:
+    """Per modality, where a keep floor (``model.min_keep_*``), not p, set the masks: which sparse layers and in how
+    many of their frames/chunks (any layer where it decided more than a tenth). There the slider moves nothing."""
     notes = []
     names = {"visual": ("face", "faces"), "audio": ("mel chunk", "mel chunks")}
     for modality, blocks in trace.items():
         floor = float(getattr(config, f"min_keep_{modality}", 0.0) or 0.0)
         if floor <= 0 or not blocks or top_p >= 1.0:
             continue
-        first = blocks[0]
-        attention, active = torch.from_numpy(first.attention), torch.from_numpy(first.active_in)
-        by_p = nucleus_mask(attention, top_p, active).flatten(1).sum(1)
-        kept = torch.from_numpy(first.kept).flatten(1).sum(1)
-        frames = int(active.flatten(1).any(1).sum())
-        raised = int((kept > by_p).sum())
-        if frames and raised * 2 > frames:
-            one, many = names.get(modality, (modality, modality))
-            notes.append(f"At p = {top_p:g} the keep floor sets the mask of {raised} of {frames} {many}: this checkpoint "
-                         f"keeps at least {floor:.0%} of each {one}'s cells (model.min_keep_{modality}), more than "
-                         "the nucleus keeps at this p.")
+        one, many = names.get(modality, (modality, modality))
+        layers = [(i, b) for i, b in enumerate(blocks, start=1) if b.floor_share > 0.1]
+        if not layers:
+            continue
+        parts = ", ".join(f"layer {i} in {int(b.floor_decided.sum())} of {len(b.floor_decided)} {many}"
+                          for i, b in layers)
+        notes.append(f"At p = {top_p:g} the keep floor, not p, sets the {one} masks of {parts}: this checkpoint keeps "
+                     f"at least {floor:.0%} of each {one}'s active cells (model.min_keep_{modality}), more than the "
+                     "nucleus keeps there. Untick the floor to see the paper's rule.")
     return notes
 
 
@@ -337,6 +357,7 @@ def _to_numpy_trace(trace: dict | None) -> dict[str, list[LayerTrace]]:
                 kept=b.kept.detach().bool().cpu().numpy(),
                 active_in=b.active_in.detach().bool().cpu().numpy(),
                 grid=tuple(int(x) for x in b.grid),
+                floor_decided=None if b.floor_decided is None else b.floor_decided.detach().bool().cpu().numpy(),
             )
             for b in blocks
         ]

@@ -23,6 +23,8 @@ class PreparedClip:
     text_cls  (1, D_text) text CLS vector of ``transcript`` (None for a model without text encoder)
     dense     modality → dense low-level features: "visual" (F, C, H, W), "audio" (N_c, C, H, W)
     text_coverage  how many of the transcript's tokens the model reads (None: the tokenizer cannot say)
+    cue_file  the ground-truth cue file attached to ``record`` (None: none given, or it did not fit)
+    cue_error why a cue file given was not attached ("" when it was, or none was given)
     """
 
     record: ClipRecord
@@ -35,19 +37,30 @@ class PreparedClip:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     text_coverage: TextCoverage | None = None
+    cue_file: str | None = None
+    cue_error: str = ""
 
 
 @dataclass
 class LayerTrace:
     """One sparse block of one modality, as numpy (see ``mesm_core.types.SparseBlockTrace``).
 
-    attention float32 (N, H, W), kept bool (N, H, W), active_in bool (N, H, W), grid (H, W).
+    attention float32 (N, H, W), kept bool (N, H, W), active_in bool (N, H, W), grid (H, W),
+    floor_decided bool (N,): frames/chunks whose mask a keep floor set rather than the nucleus.
     """
 
     attention: np.ndarray
     kept: np.ndarray
     active_in: np.ndarray
     grid: tuple[int, int]
+    floor_decided: np.ndarray | None = None
+
+    @property
+    def floor_share(self) -> float:
+        """The share of frames/chunks whose mask a keep floor set (0 without a floor)."""
+        if self.floor_decided is None or not self.floor_decided.size:
+            return 0.0
+        return float(self.floor_decided.mean())
 
     @property
     def kept_fraction(self) -> float:

@@ -1,4 +1,4 @@
-"""Text-queried additive cross-modal spatial attention (paper Eq. 1-2, reference §2.2).
+"""Text-queried additive cross-modal spatial attention (paper Eq. 1-2; docs/models.md, "MESM").
 
 For every cell j of every frame/chunk with feature x_j ∈ R^C and the utterance's text vector q:
     score_j = w_a · tanh(W_m x_j + b_m + W_q q) + b_a,

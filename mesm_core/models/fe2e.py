@@ -1,4 +1,4 @@
-"""FE2E: the fully end-to-end multimodal model (paper §4.2, reference §1), and the shared base class.
+"""FE2E: the fully end-to-end multimodal model (paper §4.2; docs/models.md, "FE2E"), and the shared base class.
 
 Branches: text (HF encoder → last-layer CLS → Linear), audio and visual (VGG-style CNN per
 frame/chunk → flatten MLP → temporal Transformer with CLS → Linear). Per-branch logits are fused
@@ -16,7 +16,7 @@ from torch import nn
 
 from mesm_core.config import MODALITIES, ModelConfig
 from mesm_core.flops import build_report, dense_cnn_rows, sparse_block_rows
-from mesm_core.models.keep_gate import SaliencyTarget
+from mesm_core.models.registry import get_arch, register_arch
 from mesm_core.models.temporal import TemporalEncoder
 from mesm_core.models.text import TextEncoder, TextTokenizer, build_text_encoder
 from mesm_core.models.vgg import FlattenProjection, VGGEncoder, encoder_geometry
@@ -61,10 +61,16 @@ class ModalityBranch(nn.Module):
 class MultimodalModel(nn.Module):
     """Base of FE2E and MESM: text encoder, modality branches, fusion, two-stage forward.
 
-    Subclasses add a sparse stage by overriding :meth:`_sparse_stage` (FE2E: identity).
+    Subclasses add a sparse stage by overriding :meth:`_sparse_stage` (FE2E: identity) and register
+    themselves (``models/registry.py``), which sets their ``arch``.
     """
 
-    arch = "base"
+    arch = ""
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, *, pretrained: bool = True) -> "MultimodalModel":
+        """The registry's builder: ``pretrained`` loads the text encoder's weights (False: random, offline)."""
+        return cls(config, text_pretrained=pretrained)
 
     def __init__(self, config: ModelConfig, text_pretrained: bool = True, n_sparse_blocks: int = 0) -> None:
         super().__init__()
@@ -170,9 +176,19 @@ class MultimodalModel(nn.Module):
         self._check_batch(batch)
         return {m: branch.encode_dense(self.normalise(m, self._inputs(batch, m)[0])) for m, branch in self.branches.items()}
 
+    @property
+    def supports_top_p(self) -> bool:
+        """Whether the model has a top-p selection (MESM) or is dense (FE2E: ``top_p`` is ignored): its
+        registry entry's capability."""
+        return get_arch(self.arch).supports_top_p
+
+    def _stage_query(self, modality: str, text_cls: torch.Tensor, logits: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The per-utterance (B, D) query of ``modality``'s sparse stage, from the text CLS and the logits so far."""
+        return text_cls
+
     def _sparse_stage(
         self, modality: str, dense: torch.Tensor, query: torch.Tensor | None, top_p: float | None, return_trace: bool,
-        saliency: SaliencyTarget | None = None,
+        keep_floor: bool = True, straight_through: bool | None = None,
     ) -> SparseStageOutput:
         """FE2E: the dense features go straight to the flatten MLP."""
         return SparseStageOutput(features=dense)
@@ -184,11 +200,13 @@ class MultimodalModel(nn.Module):
         dense: dict[str, torch.Tensor],
         top_p: float | None = None,
         return_trace: bool = False,
-        saliency: SaliencyTarget | None = None,
+        keep_floor: bool = True,
+        straight_through: bool | None = None,
     ) -> ModelOutput:
         """Finish the forward pass from :meth:`encode_text` / :meth:`encode_dense` outputs.
 
-        ``saliency`` (training, MESM with straight-through attention) adds the self-distilled saliency target."""
+        MESM only: ``top_p`` (default ``config.top_p``); ``keep_floor=False`` runs the paper's rule without the
+        configured keep floors; ``straight_through=False`` skips the keep gate on a training step."""
         logits: dict[str, torch.Tensor] = {}
         if self.text_head is not None:
             logits["text"] = self.text_head(text_cls)
@@ -202,8 +220,8 @@ class MultimodalModel(nn.Module):
             query = None
             if text_cls is not None and self.text_encoder is not None:
                 utterance = torch.repeat_interleave(torch.arange(lengths.shape[0], device=lengths.device), lengths)
-                query = text_cls[utterance.to(text_cls.device)]
-            stage = self._sparse_stage(m, dense[m], query, top_p, return_trace, saliency)
+                query = self._stage_query(m, text_cls, logits)[utterance.to(text_cls.device)]
+            stage = self._sparse_stage(m, dense[m], query, top_p, return_trace, keep_floor, straight_through)
             stage_rows, stage_pending = sparse_block_rows(m, stage.counts)
             rows += stage_rows
             pending += stage_pending
@@ -226,18 +244,19 @@ class MultimodalModel(nn.Module):
         )
 
     def forward(
-        self, batch: Batch, top_p: float | None = None, return_trace: bool = False, saliency: SaliencyTarget | None = None
+        self, batch: Batch, top_p: float | None = None, return_trace: bool = False, keep_floor: bool = True,
+        straight_through: bool | None = None,
     ) -> ModelOutput:
-        """Batch → ModelOutput (logits (B, C) raw). ``top_p`` overrides config.top_p for MESM."""
+        """Batch → ModelOutput (logits (B, C) raw). MESM: ``top_p`` overrides config.top_p; ``keep_floor`` and
+        ``straight_through`` as in :meth:`forward_prepared`."""
         text_cls = self.encode_text(batch.text) if self.text_encoder is not None else None
         return self.forward_prepared(batch, text_cls, self.encode_dense(batch), top_p=top_p, return_trace=return_trace,
-                                     saliency=saliency)
+                                     keep_floor=keep_floor, straight_through=straight_through)
 
 
+@register_arch("fe2e", family="e2e")
 class FE2E(MultimodalModel):
     """Fully end-to-end model: every VGG block dense (reference ``MME2E``)."""
-
-    arch = "fe2e"
 
     def __init__(self, config: ModelConfig, text_pretrained: bool = True) -> None:
         super().__init__(config, text_pretrained=text_pretrained, n_sparse_blocks=0)

@@ -1,4 +1,4 @@
-"""Per-modality temporal Transformer with a learned CLS token (reference §1.5).
+"""Per-modality temporal Transformer with a learned CLS token (docs/models.md, "FE2E").
 
 Tokens of all utterances arrive concatenated as (ΣN, d) with per-utterance lengths; they are
 scattered into a padded (B, 1 + max N, d) tensor with index arithmetic (no Python loop over

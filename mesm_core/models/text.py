@@ -26,6 +26,8 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from mesm_core.errors import MissingResourceError
+
 __all__ = [
     "MINILM",
     "TINY_RANDOM",
@@ -40,7 +42,7 @@ __all__ = [
 
 MINILM = "minilm"
 TINY_RANDOM = "tiny-random"
-_MIN_PRETRAINED_VOCAB = 1000  # AlbertTokenizer silently returns a 5-token vocab offline (environment §4)
+_MIN_PRETRAINED_VOCAB = 1000  # AlbertTokenizer silently returns a 5-token vocab offline
 _CACHE_LIMIT = 50_000
 
 # albert-base-v2's hyper-parameters, so `text_pretrained=False` builds the paper architecture offline.
@@ -62,8 +64,9 @@ _FIX_HINT = (
 )
 
 
-class TextLoadError(RuntimeError):
-    """A text encoder or tokenizer could not be loaded; the message says how to fix it."""
+class TextLoadError(MissingResourceError, RuntimeError):
+    """A text encoder or tokenizer could not be loaded (not installed, not downloaded, incomplete files);
+    the message says how to fix it. Still a ``RuntimeError``, as before the error taxonomy."""
 
 
 def minilm_path() -> Path | None:

@@ -1,6 +1,6 @@
 """VGG-style CNN shared by faces (3 channels) and mel-spectrogram chunks (1 channel).
 
-Topology (reference §1.2-§1.3): stem conv k×k → BN → ReLU → max-pool 2, then VGG blocks of
+Topology (docs/models.md, "FE2E", encoders): stem conv k×k → BN → ReLU → max-pool 2, then VGG blocks of
 2×[conv3×3 (bias) → BN → ReLU], each optionally followed by a 2×2 max-pool. Not torchvision's
 VGG11 and never pretrained. Paper sizes: 48×48 faces → 512×3×3; 128×32 chunks → 512×8×2.
 """

@@ -1,4 +1,6 @@
-"""Warm start: initialise a model from another trained checkpoint (FE2E → MESM, MESM → MESM, MESM → FE2E).
+"""Warm start: the weights of one trained E2E model renamed into another's (FE2E → MESM, MESM → MESM, MESM → FE2E).
+
+This is the pure half (tensors in, tensors out); reading the checkpoint file is ``mesm_core.training.warm_start``.
 
 Mapping (parameter names of ``mesm_core.models``; docs/training.md, "Warm start"):
   * every key the two models share by name and shape is copied (text encoder and head, stems and dense
@@ -13,22 +15,22 @@ Mapping (parameter names of ``mesm_core.models``; docs/training.md, "Warm start"
     initialisation.
 
 With plain masking at p = 1 (``attention_mode`` ``"straight_through"`` or ``"reference"``), MESM built
-from FE2E's weights computes FE2E's logits (``tests/test_warm_start.py``).
+from FE2E's weights computes FE2E's logits (``tests/test_selection.py``).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from mesm_core.checkpoint import CheckpointError, read_checkpoint_weights
 from mesm_core.config import ModelConfig
+from mesm_core.errors import CheckpointError
+from mesm_core.models.registry import get_arch
 
-__all__ = ["WarmStartReport", "map_weights", "warm_start"]
+__all__ = ["WarmStartReport", "map_weights"]
 
 # The architecture fields both models must agree on for a warm start to make sense.
 _SHARED_FIELDS = (
@@ -44,7 +46,7 @@ _SPARSE_TO_DENSE = {v: k for k, v in _DENSE_TO_SPARSE.items()}
 
 @dataclass
 class WarmStartReport:
-    """What :func:`warm_start` did: copied target keys, folded conv biases, target keys left at init."""
+    """What a warm start did: copied target keys, folded conv biases, target keys left at init."""
 
     source: str
     source_arch: str
@@ -60,8 +62,13 @@ class WarmStartReport:
                 f"{len(self.folded_biases)} conv biases folded into BN{fresh}")
 
 
+def _sparse(config: ModelConfig) -> bool:
+    """Whether the model has sparse blocks (``branches.<m>.sparse.blocks``): a top-p architecture."""
+    return get_arch(config.arch).supports_top_p
+
+
 def _n_dense(config: ModelConfig) -> int:
-    return len(config.block_channels) - (config.n_sparse_blocks if config.arch == "mesm" else 0)
+    return len(config.block_channels) - (config.n_sparse_blocks if _sparse(config) else 0)
 
 
 def map_weights(
@@ -77,7 +84,7 @@ def map_weights(
         a, b = getattr(source_config, name), getattr(target_config, name)
         if a != b:
             raise CheckpointError(f"{where}: cannot warm start: {name} is {a!r} there but {b!r} in the model to train")
-    if source_config.arch == target_config.arch == "mesm" and source_config.n_sparse_blocks != target_config.n_sparse_blocks:
+    if _sparse(source_config) and _sparse(target_config) and source_config.n_sparse_blocks != target_config.n_sparse_blocks:
         raise CheckpointError(f"{where}: cannot warm start: n_sparse_blocks is {source_config.n_sparse_blocks} there "
                               f"but {target_config.n_sparse_blocks} in the model to train")
     expected = target.state_dict()
@@ -88,6 +95,7 @@ def map_weights(
     biases: dict[tuple[str, int, str], torch.Tensor] = {}
 
     def put(key: str, value: torch.Tensor) -> None:
+        key, value = _regime_statistics(key, value, expected)
         if key not in expected:
             return
         if tuple(value.shape) != tuple(expected[key].shape):
@@ -97,7 +105,7 @@ def map_weights(
     for key, value in source.items():
         dense = _DENSE_BLOCK.match(key)
         sparse = _SPARSE_BLOCK.match(key)
-        if dense and int(dense.group(2)) >= first_sparse_target and target_config.arch == "mesm":
+        if dense and int(dense.group(2)) >= first_sparse_target and _sparse(target_config):
             modality, index, layer, leaf = dense.group(1), int(dense.group(2)), dense.group(3), dense.group(4)
             if layer not in _DENSE_TO_SPARSE:
                 continue
@@ -106,33 +114,37 @@ def map_weights(
                 biases[(modality, index - first_sparse_target, name)] = value
                 continue
             put(f"branches.{modality}.sparse.blocks.{index - first_sparse_target}.{name}.{leaf}", value)
-        elif sparse and target_config.arch == "fe2e":
+        elif sparse and not _sparse(target_config):
             modality, index, name, leaf = sparse.groups()
             put(f"branches.{modality}.cnn.blocks.{int(index) + first_sparse_source}.{_SPARSE_TO_DENSE[name]}.{leaf}", value)
         else:
             put(key, value)
     for (modality, index, conv), bias in biases.items():
         key = f"branches.{modality}.sparse.blocks.{index}.bn{conv[-1]}.running_mean"
+        if key not in out:
+            key = key.replace(".running_mean", ".regime_mean")   # every p regime gets the same fold
         if key in out:
             out[key] = out[key] - bias.to(out[key].dtype)
             report.folded_biases.append(f"branches.{modality}.cnn.blocks.{index + first_sparse_target}.{_SPARSE_TO_DENSE[conv]}.bias")
-    if target_config.arch == "fe2e" and source_config.arch == "mesm":
+    if not _sparse(target_config) and _sparse(source_config):
         for key in expected:
             dense = _DENSE_BLOCK.match(key)
             if dense and dense.group(3) in ("0", "3") and dense.group(4) == "bias" and int(dense.group(2)) >= first_sparse_source:
                 out[key] = torch.zeros_like(expected[key])
     report.copied = sorted(out)
-    report.fresh = sorted(k for k in expected if k not in out and not k.startswith("text_encoder.model."))
+    # a BN's regime grid is set by the model's config, not learned: it needs no source
+    report.fresh = sorted(k for k in expected if k not in out and not k.startswith("text_encoder.model.")
+                          and not k.endswith(".regime_top_p"))
     return out, report
 
 
-def warm_start(model: nn.Module, checkpoint: str | os.PathLike) -> WarmStartReport:
-    """Load a trained checkpoint's weights into ``model`` in place (see the module docstring for the mapping).
-
-    The text encoder's weights are taken from the checkpoint when it stored them (a frozen pretrained
-    encoder is stored by reference and is already loaded in ``model``).
-    """
-    tensors, run_config, path = read_checkpoint_weights(checkpoint)
-    mapped, report = map_weights(tensors, run_config.model, model, where=str(path))
-    model.load_state_dict(mapped, strict=False)
-    return report
+def _regime_statistics(key: str, value: torch.Tensor, expected: dict[str, torch.Tensor]) -> tuple[str, torch.Tensor]:
+    """BN statistics between a model with one set and one with a set per p regime (models/sparse/batchnorm.py):
+    one set (C,) fills every regime; a regime bank (K, C) gives its largest p (the dense regime) to one set."""
+    for plain, bank in ((".running_mean", ".regime_mean"), (".running_var", ".regime_var")):
+        if key.endswith(plain) and key not in expected and key[: -len(plain)] + bank in expected:
+            target = key[: -len(plain)] + bank
+            return target, value.reshape(1, -1).expand_as(expected[target]).clone()
+        if key.endswith(bank) and key not in expected and key[: -len(bank)] + plain in expected:
+            return key[: -len(bank)] + plain, value[-1]
+    return key, value

@@ -61,6 +61,7 @@ def save_model(
     cfg: RunConfig,
     thresholds: list[float] | None = None,
     metrics: dict[str, Any] | None = None,
+    thresholds_by_top_p: dict[float, list[float]] | None = None,
     training_data: dict[str, Any] | None = None,
 ) -> None:
     """Checkpoint via ``save_checkpoint``. ``metrics`` (e.g. the validation report of ``best``) goes to
@@ -77,4 +78,5 @@ def save_model(
         if "epoch" in metrics:
             summary["epoch"] = metrics["epoch"]
         metadata["validation"] = metrics
-    save_checkpoint(model, directory, run_config=cfg, thresholds=thresholds, metrics=summary, **metadata)
+    save_checkpoint(model, directory, run_config=cfg, thresholds=thresholds, metrics=summary,
+                    thresholds_by_top_p=thresholds_by_top_p, **metadata)

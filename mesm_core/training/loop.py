@@ -1,15 +1,17 @@
-"""The training loop of every model family: epochs, validation with tuned thresholds, early stopping,
-checkpoints, resume, signals, DDP. ``mesm_core.train`` is the CLI over :func:`run_training`.
+"""The training loop of every model family: epochs, validation with tuned thresholds, resume, signals, DDP.
+``mesm_core.train`` is the CLI over :func:`run_training`.
 
 What differs between FE2E/MESM and the two-phase baselines (the data directory, the batch, the model
 builder) comes from the run's :class:`~mesm_core.families.ModelFamily`; the forward inputs of a training
-step (MESM's scheduled p and saliency target) from :func:`~mesm_core.training.selection.step_inputs`.
-Everything else (seeding, pos_weight, thresholds, checkpoints, the run log, resume) is one implementation.
+step (MESM's p, keep gate and saliency target) from :func:`~mesm_core.training.selection.plan_step`.
+What happens after each scored epoch (best/last checkpoints, the run log, early stopping, the limits,
+test-on-best) is a list of epoch callbacks (:mod:`mesm_core.training.callbacks`). Everything else (seeding,
+pos_weight, thresholds, resume) is one implementation.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import random
 import signal
 import threading
@@ -23,8 +25,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from mesm_core.checkpoint import load_weights_into, read_checkpoint_info
-from mesm_core.config import RunConfig, to_dict
+from mesm_core.checkpoint import load_weights_into
+from mesm_core.config import RunConfig
 from mesm_core.distributed import (
     DistInfo,
     all_gather_objects,
@@ -34,15 +36,18 @@ from mesm_core.distributed import (
     may_leave_parameters_unused,
 )
 from mesm_core.errors import InputError
-from mesm_core.evaluation.collector import SplitPredictions, autocast_context, collect_predictions
+from mesm_core.evaluation.collector import SplitPredictions, autocast_context, collect_predictions, collect_top_ps
 from mesm_core.families import DataDirError, family_of
-from mesm_core.io import write_json
 from mesm_core.metrics import MetricsReport, choose_thresholds, compute_metrics
 from mesm_core.training import checkpointing
-from mesm_core.training.log import RunLogger
+from mesm_core.training.callbacks import EpochCallback, default_callbacks
+from mesm_core.training.log import EpochRecord, RunLogger
+from mesm_core.training.bn_calibration import calibrate_batchnorm, regime_top_ps
 from mesm_core.training.optim import build_optimizer, build_scheduler, current_lrs, pos_weight_from_labels
+from mesm_core.training.run_files import prepare_run_dir
 from mesm_core.training.sampler import EpochSampler
-from mesm_core.training.selection import saliency_at, selection_losses, step_inputs, teacher_saliency
+from mesm_core.training.selection import plan_step, selection_losses, self_saliency
+from mesm_core.training.teacher import TeacherTargets
 from mesm_core.training.state import (
     LoopState,
     atomic_directory,
@@ -52,6 +57,8 @@ from mesm_core.training.state import (
     restore_rng_state,
     save_training_state,
 )
+
+log = logging.getLogger(__name__)
 
 EXIT_INTERRUPTED_SIGINT = 130  # 128 + SIGINT, the shell convention
 EXIT_INTERRUPTED_SIGTERM = 143  # 128 + SIGTERM
@@ -93,7 +100,7 @@ class TrainResult:
     test_report: MetricsReport | None = None
     valid_report: MetricsReport | None = None
     exit_code: int = 0
-    history: list[dict] = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)
 
 
 def seed_everything(seed: int) -> None:
@@ -131,7 +138,7 @@ class Trainer:
 
     def __init__(self, cfg: RunConfig, options: TrainOptions, dist_info: DistInfo) -> None:
         self.cfg = cfg
-        self.family = family = family_of(cfg)
+        self.family = family_of(cfg)
         self.options = options
         self.dist = dist_info
         self.device = dist_info.device
@@ -139,39 +146,49 @@ class Trainer:
         self.stop_requested = False
         self.stop_signal = ""
         self.is_main = dist_info.is_main
+        self.valid_report: MetricsReport | None = None  # the last epoch's
+        # The order below is the order the global RNG is drawn from: the model's init, then the teacher's.
+        self._build_model()
+        self._build_data()
+        self._prepare_teacher(self.train_loader.collate_fn)
+        self.bn_regimes = regime_top_ps(self.model)
+        self._calibration_batches: list | None = None
+        self._build_optimisation()
+        self.state = LoopState()
+        self.logger = RunLogger(self.run_dir, enabled=self.is_main, tensorboard=options.tensorboard)
+        self.callbacks: list[EpochCallback] = default_callbacks()
 
+    def _build_model(self) -> None:
+        """The family's model (seeded), warm-started from ``train.init_from`` unless resuming, on the device."""
+        cfg, options = self.cfg, self.options
         seed_everything(cfg.train.seed)
-        self.model = family.build_model(cfg.model, pretrained=options.text_pretrained)
+        self.model = self.family.build_model(cfg.model, pretrained=options.text_pretrained)
         if cfg.train.init_from and not options.resume:
-            from mesm_core.models.warm_start import warm_start
+            from mesm_core.training.warm_start import warm_start
 
             report = warm_start(self.model, cfg.train.init_from)
-            if dist_info.is_main and options.progress:
-                print(report.summary(), flush=True)
+            if self.is_main and options.progress:
+                log.info(report.summary())
         self.model = self.model.to(self.device)
-        self.teacher: nn.Module | None = None
-        teacher_saliency_on = cfg.train.saliency_source == "teacher" and cfg.train.saliency_weight > 0
-        if cfg.train.distill_from and (cfg.train.distill_weight > 0 or teacher_saliency_on):
-            from mesm_core.checkpoint import load_checkpoint
-
-            self.teacher, _ = load_checkpoint(cfg.train.distill_from, map_location=self.device)
-            self.teacher.requires_grad_(False)
-        if dist_info.enabled:
+        self.teacher_targets: TeacherTargets | None = None
+        if self.dist.enabled:
             # Same initial weights everywhere (DDP also broadcasts them), different dropout per rank.
-            torch.manual_seed(cfg.train.seed + 1000 * dist_info.rank)
+            torch.manual_seed(cfg.train.seed + 1000 * self.dist.rank)
         self.classes = tuple(cfg.model.classes)
 
-        cache = Path(options.cache_dir)
-        self.datasets = {split: family.dataset(cache, split, cfg.model) for split in ("train", "valid")}
+    def _build_data(self) -> None:
+        """The splits (test when present), the class balance (pos_weight, the loss) and the loaders."""
+        cfg, cache = self.cfg, Path(self.options.cache_dir)
+        self.datasets = {split: self.family.dataset(cache, split, cfg.model) for split in ("train", "valid")}
         try:
-            self.datasets["test"] = family.dataset(cache, "test", cfg.model)
+            self.datasets["test"] = self.family.dataset(cache, "test", cfg.model)
         except (InputError, FileNotFoundError):  # no test split
             pass
         for split in ("train", "valid"):
             if len(self.datasets[split]) == 0:
                 raise DataDirError(f"{cache}: the {split} split is empty")
         self.valid_ids = _split_ids(self.datasets["valid"])
-        self.dataset_name = family.dataset_name(cache)
+        self.dataset_name = self.family.dataset_name(cache)
         self.training_data = checkpointing.training_data_record(cache, self.datasets, self.dataset_name, cfg.train.seed)
         train_labels = _split_labels(self.datasets["train"])
         if train_labels.shape[1] != len(self.classes):
@@ -181,12 +198,15 @@ class Trainer:
             )
         self.pos_weight = pos_weight_from_labels(train_labels).to(self.device)
         self.criterion = nn.BCEWithLogitsLoss(pos_weight=self.pos_weight)
+        self._build_loaders()
 
-        workers = cfg.data.num_workers if options.num_workers is None else options.num_workers
-        collate_fn = family.collate_fn(self.model, self.datasets["train"])
+    def _build_loaders(self) -> None:
+        cfg, rank, world_size = self.cfg, self.dist.rank, self.dist.world_size
+        workers = cfg.data.num_workers if self.options.num_workers is None else self.options.num_workers
+        collate_fn = self.family.collate_fn(self.model, self.datasets["train"])
         self.train_sampler = EpochSampler(
-            len(self.datasets["train"]), shuffle=True, seed=cfg.train.seed, rank=dist_info.rank,
-            world_size=dist_info.world_size, pad=True, batch_size=cfg.train.batch_size,
+            len(self.datasets["train"]), shuffle=True, seed=cfg.train.seed, rank=rank,
+            world_size=world_size, pad=True, batch_size=cfg.train.batch_size,
         )
         self.train_loader = DataLoader(
             self.datasets["train"], batch_size=cfg.train.batch_size, sampler=self.train_sampler,
@@ -199,15 +219,17 @@ class Trainer:
             split: DataLoader(
                 dataset, batch_size=cfg.train.batch_size, collate_fn=collate_fn, num_workers=workers,
                 generator=torch.Generator().manual_seed(cfg.train.seed),
-                sampler=EpochSampler(len(dataset), shuffle=False, rank=dist_info.rank,
-                                     world_size=dist_info.world_size, pad=False),
+                sampler=EpochSampler(len(dataset), shuffle=False, rank=rank, world_size=world_size, pad=False),
             )
             for split, dataset in self.datasets.items() if split != "train"
         }
         self.steps_per_epoch = self.train_sampler.batches_per_epoch()
 
+    def _build_optimisation(self) -> None:
+        """DDP around the model (several processes), the optimizer, the LR schedule and mixed precision."""
+        cfg = self.cfg
         self.train_model: nn.Module = self.model
-        if dist_info.enabled:
+        if self.dist.enabled:
             # Only where parameters can go unused (MESM's "reference" attention, clips without frames or
             # chunks): the search costs an extra autograd traversal per step.
             self.train_model = nn.parallel.DistributedDataParallel(
@@ -220,14 +242,48 @@ class Trainer:
         # cosine is stepped after every optimizer step; ReduceLROnPlateau once an epoch, on the validation loss
         self.scheduler_per_step = cfg.train.scheduler == "cosine"
         self.use_amp = bool(cfg.train.amp and self.device.type == "cuda")
-        if cfg.train.amp and not self.use_amp and dist_info.is_main:
-            print("note: train.amp is ignored on the CPU (autocast is used on CUDA only)", flush=True)
+        if cfg.train.amp and not self.use_amp and self.is_main:
+            log.info("note: train.amp is ignored on the CPU (autocast is used on CUDA only)")
         self.amp_dtype = cfg.train.amp_dtype
         self.scaler = (
             torch.amp.GradScaler("cuda") if self.use_amp and self.amp_dtype in ("float16", "fp16") else None
         )
-        self.state = LoopState()
-        self.logger = RunLogger(self.run_dir, enabled=self.is_main, tensorboard=options.tensorboard)
+
+    def _prepare_teacher(self, collate_fn) -> None:
+        """Load the dense teacher and record what it says about every training clip (``training/teacher.py``)."""
+        train = self.cfg.train
+        saliency = train.saliency_from == "teacher" and train.saliency_weight > 0
+        if not train.distill_from or not (train.distill_weight > 0 or saliency):
+            return
+        from mesm_core.loading import load_checkpoint
+
+        teacher, _ = load_checkpoint(train.distill_from, map_location=self.device)
+        teacher.requires_grad_(False)
+        loader = DataLoader(self.datasets["train"], batch_size=train.batch_size, collate_fn=collate_fn, shuffle=False)
+        n_sparse = self.cfg.model.n_sparse_blocks
+        started = time.time()
+        self.teacher_targets = TeacherTargets.compute(
+            teacher, loader, first_block=len(self.cfg.model.block_channels) - n_sparse, n_blocks=n_sparse,
+            with_saliency=saliency, device=self.device)
+        if self.is_main and self.options.progress:
+            log.info(f"teacher {train.distill_from}: logits{' and saliency' if saliency else ''} of "
+                     f"{len(self.teacher_targets.logits)} training clips in {time.time() - started:.0f} s")
+
+    def calibrate_batchnorm(self) -> None:
+        """Re-estimate the BN statistics of every p regime on the first ``train.bn_calibration_batches`` training
+        batches (fixed order, no labels, no gradient) before the model is scored."""
+        count = self.cfg.train.bn_calibration_batches
+        if not self.bn_regimes or count <= 0:
+            return
+        if self._calibration_batches is None:
+            loader = DataLoader(self.datasets["train"], batch_size=self.cfg.train.batch_size, shuffle=False,
+                                collate_fn=self.train_loader.collate_fn)
+            self._calibration_batches = []
+            for batch in loader:
+                if len(self._calibration_batches) >= count:
+                    break
+                self._calibration_batches.append(batch)
+        calibrate_batchnorm(self.model, self._calibration_batches, self.device)
 
     # --- persistence ------------------------------------------------------------------------------
 
@@ -244,8 +300,8 @@ class Trainer:
         if len(per_rank) == self.dist.world_size:
             restore_rng_state(per_rank[self.dist.rank])
         elif self.is_main:
-            print(f"note: resuming on {self.dist.world_size} processes from a {len(per_rank)}-process run; "
-                  "data order is exact, dropout RNG streams are not", flush=True)
+            log.info(f"note: resuming on {self.dist.world_size} processes from a {len(per_rank)}-process run; "
+                     "data order is exact, dropout RNG streams are not")
 
     def save_last(self) -> None:
         """Write RUN/last atomically (rank 0), RNG states included."""
@@ -260,13 +316,25 @@ class Trainer:
         barrier(self.dist)
 
     def save_best(self, report: MetricsReport, epoch: int) -> None:
+        table = self.threshold_table()
         if self.is_main:
             with atomic_directory(self.run_dir / "best") as tmp:
                 checkpointing.save_model(
                     self.model, tmp, self.cfg, thresholds=report.thresholds,
-                    metrics={"split": "valid", "epoch": epoch + 1, **report.to_dict()}, training_data=self.training_data,
+                    metrics={"split": "valid", "epoch": epoch + 1, **report.to_dict()}, thresholds_by_top_p=table,
+                    training_data=self.training_data,
                 )
         barrier(self.dist)
+
+    def threshold_table(self) -> dict[float, list[float]]:
+        """Per-class thresholds chosen on validation at each p of ``train.threshold_top_p`` (one pass; MESM), so a
+        checkpoint used across the slider decides at every p with thresholds chosen at that p. Empty without."""
+        top_ps = [float(p) for p in self.cfg.train.threshold_top_p]
+        if not top_ps or not self.model.supports_top_p:
+            return {}
+        results = collect_top_ps(self.model, self.eval_loaders["valid"], self.device, top_ps, amp=self.use_amp,
+                                 amp_dtype=self.amp_dtype, dist_info=self.dist, order=self.valid_ids)
+        return {p: [float(t) for t in choose_thresholds(r.probs, r.labels)] for p, r in results.items()}
 
     # --- steps --------------------------------------------------------------------------------------
 
@@ -274,24 +342,24 @@ class Trainer:
         batch = batch.to(self.device)
         if batch.labels is None:
             raise ValueError("a training batch has no labels")
-        inputs = step_inputs(self.cfg, self.state.global_step, self.steps_per_epoch)
+        plan = plan_step(self.cfg, self.state.global_step, self.steps_per_epoch)
+        train = self.cfg.train
         with autocast_context(self.device, self.use_amp, self.amp_dtype):
-            output = self.train_model(batch, **inputs)
-            teacher_logits = None
-            if self.teacher is not None and self.cfg.train.distill_weight > 0:
-                with torch.no_grad():
-                    teacher_logits = self.teacher(batch).logits
-        targets = None
-        if self.cfg.train.saliency_source == "teacher" and saliency_at(self.cfg, inputs.get("top_p")) is not None:
-            n_sparse = self.cfg.model.n_sparse_blocks
-            targets = teacher_saliency(self.teacher, batch, len(self.cfg.model.block_channels) - n_sparse, n_sparse,
-                                       self.cfg.train.saliency_power)
+            output = self.train_model(batch, **plan.inputs)
         task_loss = self.criterion(output.logits.float(), batch.labels.float())
+        targets = None
+        if plan.self_saliency:
+            targets = self_saliency(task_loss, output, train.saliency_power)   # before any auxiliary term
+        elif plan.teacher_saliency and self.teacher_targets is not None:
+            targets = self.teacher_targets.batch_saliency(batch, train.saliency_power, self.device)
+        teacher_logits = None
+        if self.teacher_targets is not None and train.distill_weight > 0:
+            teacher_logits = self.teacher_targets.batch_logits(batch, self.device)
         aux = selection_losses(self.cfg, output, teacher_logits, targets)
         loss = task_loss + sum(aux.values()) if aux else task_loss
-        for name, value in aux.items():
+        for name, value in {"task": task_loss, **aux}.items():
             self.state.epoch_aux_sums[name] = self.state.epoch_aux_sums.get(name, 0.0) + float(value.detach())
-        self.state.epoch_top_p = inputs.get("top_p")
+        self.state.epoch_top_p = plan.top_p
         bad = not bool(torch.isfinite(loss.detach()))
         if _any_rank_flag(self.dist, bad):
             raise NonFiniteLossError(
@@ -367,104 +435,86 @@ class Trainer:
                                  dataset=self.dataset_name)
         return report, predictions
 
+    def slider_metrics(self) -> dict[float, float]:
+        """The validation selection metric at each p of ``train.select_top_p`` (thresholds tuned at each p), in one
+        pass; empty without them."""
+        top_ps = [float(p) for p in self.cfg.train.select_top_p]
+        if not top_ps or not self.model.supports_top_p:
+            return {}
+        results = collect_top_ps(self.model, self.eval_loaders["valid"], self.device, top_ps, amp=self.use_amp,
+                                 amp_dtype=self.amp_dtype, dist_info=self.dist, order=self.valid_ids)
+        out = {}
+        for p, predictions in results.items():
+            thresholds = list(choose_thresholds(predictions.probs, predictions.labels))
+            report = compute_metrics(predictions.probs, predictions.labels, thresholds, self.classes,
+                                     dataset=self.dataset_name)
+            out[p] = float(report.average[self.cfg.train.select_metric])
+        return out
+
     # --- the run --------------------------------------------------------------------------------------
 
     def fit(self) -> TrainResult:
-        cfg, state = self.cfg, self.state
-        select = cfg.train.select_metric
-        valid_report: MetricsReport | None = None
+        """Train epoch by epoch until a callback finishes the run (limits, early stopping) or a signal stops it;
+        after each scored epoch every callback's ``on_epoch_end`` runs, at the end every ``on_fit_end``."""
+        state = self.state
         while not state.finished:
-            if state.epoch >= cfg.train.epochs:
-                state.finished, state.stop_reason = True, f"reached {cfg.train.epochs} epochs"
+            if state.epoch >= self.cfg.train.epochs:  # e.g. resumed after its last epoch
+                state.finished, state.stop_reason = True, f"reached {self.cfg.train.epochs} epochs"
                 break
             started = time.time()
-            completed = self.train_epoch()
-            if not completed and self.stop_requested:
+            if not self.train_epoch() and self.stop_requested:
                 self.save_last()
                 return self._result(interrupted=True)
-            train_loss = state.epoch_loss_sum / max(1, state.epoch_samples)
-            valid_report, valid_predictions = self.evaluate("valid")
-            metric = valid_report.average[select]
-            improved = metric > state.best_metric
-            if improved:
-                state.best_metric, state.best_epoch = metric, state.epoch
-                state.epochs_without_improvement = 0
-                self.save_best(valid_report, state.epoch)
-            else:
-                state.epochs_without_improvement += 1
-            if self.scheduler is not None and not self.scheduler_per_step:
-                self.scheduler.step(valid_predictions.loss)
-            record = {
-                "epoch": state.epoch + 1,
-                "step": state.global_step,
-                "train_loss": train_loss,
-                "valid_loss": valid_predictions.loss,
-                # gradient norm before clipping (after unscaling with fp16 AMP), mean and max over the epoch
-                "grad_norm_mean": state.epoch_grad_norm_sum / max(1, state.batch_in_epoch),
-                "grad_norm_max": state.epoch_grad_norm_max,
-                "valid": {m: valid_report.average[m] for m in valid_report.average},
-                "valid_thresholds": valid_report.thresholds,
-                "select_metric": select,
-                "improved": improved,
-                "lr": current_lrs(self.optimizer),
-                "seconds": time.time() - started,
-                "flops_per_utterance": valid_predictions.flops_per_utterance,
-                "dense_flops_per_utterance": valid_predictions.dense_flops_per_utterance,
-                "kept_flops_fraction": valid_predictions.flops_fraction,
-            }
-            if state.epoch_top_p is not None:
-                record["train_top_p"] = state.epoch_top_p  # p of the epoch's last step (schedule)
-            if state.epoch_aux_sums:
-                record["aux_losses"] = {k: v / max(1, state.batch_in_epoch) for k, v in state.epoch_aux_sums.items()}
-            state.history.append(record)
-            self.logger.log_epoch(record)
-            if self.is_main and self.options.progress:
-                print(
-                    f"epoch {state.epoch + 1}: train loss {train_loss:.4f}, valid {select} "
-                    f"{metric:.4f}{' (best)' if improved else ''}", flush=True,
-                )
-            state.epoch += 1
-            state.batch_in_epoch = 0
-            state.epoch_loss_sum, state.epoch_samples = 0.0, 0
-            state.epoch_grad_norm_sum, state.epoch_grad_norm_max = 0.0, 0.0
-            state.epoch_aux_sums = {}
-            if cfg.train.early_stop > 0 and state.epochs_without_improvement >= cfg.train.early_stop:
-                state.finished = True
-                state.stop_reason = f"early stop: no {select} improvement for {cfg.train.early_stop} epochs"
-            elif state.epoch >= cfg.train.epochs:
-                state.finished, state.stop_reason = True, f"reached {cfg.train.epochs} epochs"
-            elif not completed or (
-                self.options.max_steps is not None and state.global_step >= self.options.max_steps
-            ):
-                state.finished, state.stop_reason = True, f"reached --max-steps {self.options.max_steps}"
-            self.save_last()
+            record = self.end_epoch(started)
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, record)
             if self.stop_requested:
                 return self._result(interrupted=True)
         result = self._result(interrupted=False)
-        result.valid_report = valid_report
-        if self.options.evaluate_test and "test" in self.datasets and (self.run_dir / "best").is_dir():
-            result.test_report = self._evaluate_best_on_test()
+        result.valid_report = self.valid_report
+        for callback in self.callbacks:
+            callback.on_fit_end(self, result)
         return result
 
-    def _evaluate_best_on_test(self) -> MetricsReport:
-        best = self.run_dir / "best"
-        load_weights_into(self.model, best)
-        thresholds = read_checkpoint_info(best).thresholds
-        report, predictions = self.evaluate("test", thresholds=thresholds)
-        if self.is_main:
-            payload = {
-                "split": "test",
-                "checkpoint": str(best),
-                "thresholds_from": "validation (best epoch)",
-                "best_epoch": self.state.best_epoch + 1,
-                "parameters": sum(p.numel() for p in self.model.parameters()),
-                "flops_per_utterance": predictions.flops_per_utterance,
-                **report.to_dict(),
-            }
-            write_json(self.run_dir / "test_metrics.json", payload)
-            if self.options.progress:
-                print("test split, best checkpoint, validation thresholds:\n" + report.format_table(), flush=True)
-        return report
+    def end_epoch(self, started: float) -> EpochRecord:
+        """Score the epoch just trained: BN calibrated, validation (and the slider's p values) scored, the best-so-far
+        bookkeeping and a plateau scheduler updated; then the counters move to the next epoch. Its record."""
+        cfg, state = self.cfg, self.state
+        train_loss = state.epoch_loss_sum / max(1, state.epoch_samples)
+        self.calibrate_batchnorm()
+        self.valid_report, predictions = self.evaluate("valid")
+        slider = self.slider_metrics()
+        metric = sum(slider.values()) / len(slider) if slider else self.valid_report.average[cfg.train.select_metric]
+        improved = metric > state.best_metric
+        if improved:
+            state.best_metric, state.best_epoch = metric, state.epoch
+            state.epochs_without_improvement = 0
+        else:
+            state.epochs_without_improvement += 1
+        if self.scheduler is not None and not self.scheduler_per_step:
+            self.scheduler.step(predictions.loss)
+        losses = {k: v / max(1, state.batch_in_epoch) for k, v in state.epoch_aux_sums.items()}
+        record = EpochRecord(
+            epoch=state.epoch + 1, step=state.global_step, train_loss=train_loss, valid_loss=predictions.loss,
+            grad_norm_mean=state.epoch_grad_norm_sum / max(1, state.batch_in_epoch),
+            grad_norm_max=state.epoch_grad_norm_max,
+            valid=dict(self.valid_report.average), valid_thresholds=self.valid_report.thresholds,
+            select_metric=cfg.train.select_metric, improved=improved, lr=current_lrs(self.optimizer),
+            seconds=time.time() - started, flops_per_utterance=predictions.flops_per_utterance,
+            dense_flops_per_utterance=predictions.dense_flops_per_utterance,
+            kept_flops_fraction=predictions.flops_fraction,
+            train_top_p=state.epoch_top_p,  # p of the epoch's last step (schedule)
+            valid_select_top_p={f"{p:g}": value for p, value in slider.items()} if slider else None,
+            select_value=metric if slider else None,
+            train_task_loss=losses.pop("task", None),
+            aux_losses=losses or None,  # each weighted, as added to the task loss
+        )
+        state.epoch += 1
+        state.batch_in_epoch = 0
+        state.epoch_loss_sum, state.epoch_samples = 0.0, 0
+        state.epoch_grad_norm_sum, state.epoch_grad_norm_max = 0.0, 0.0
+        state.epoch_aux_sums = {}
+        return record
 
     def _result(self, interrupted: bool) -> TrainResult:
         best = self.run_dir / "best"
@@ -473,7 +523,8 @@ class Trainer:
             code = EXIT_INTERRUPTED_SIGTERM if self.stop_signal == "SIGTERM" else EXIT_INTERRUPTED_SIGINT
         return TrainResult(
             run_dir=self.run_dir, state=self.state, best_dir=best if best.is_dir() else None,
-            interrupted=interrupted, signal_name=self.stop_signal, exit_code=code, history=list(self.state.history),
+            interrupted=interrupted, signal_name=self.stop_signal, exit_code=code,
+            history=[EpochRecord.from_dict(record) for record in self.state.history],
         )
 
 
@@ -510,32 +561,11 @@ class _SignalGuard:
         self.trainer.stop_requested = True
         self.trainer.stop_signal = signal.Signals(signum).name
         if self.trainer.is_main:
-            print(f"\n{self.trainer.stop_signal} received: finishing the current step, then saving RUN/last", flush=True)
+            log.info(f"\n{self.trainer.stop_signal} received: finishing the current step, then saving RUN/last")
 
     def __exit__(self, *exc: Any) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
-
-
-def prepare_run_dir(run_dir: Path, cfg: RunConfig, cache_dir: Path, dist_info: DistInfo, resume: bool) -> None:
-    """Write RUN/config.json (the resolved RunConfig) and RUN/run.json (where/how it runs) on rank 0."""
-    if not dist_info.is_main:
-        return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        write_json(run_dir / "config.json", to_dict(cfg))
-    info = {
-        "cache_dir": str(Path(cache_dir).resolve()),
-        "world_size": dist_info.world_size,
-        "device": str(dist_info.device),
-        "torch": torch.__version__,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "resumed": resume,
-    }
-    history_path = run_dir / "run.json"
-    runs = json.loads(history_path.read_text())["runs"] if history_path.is_file() else []
-    runs.append(info)
-    write_json(history_path, {"cache_dir": info["cache_dir"], "runs": runs})
 
 
 def run_training(cfg: RunConfig, options: TrainOptions, dist_info: DistInfo | None = None) -> TrainResult:
@@ -562,7 +592,7 @@ def run_training(cfg: RunConfig, options: TrainOptions, dist_info: DistInfo | No
             if state.finished and not state.stop_reason.startswith("early stop"):
                 state.finished = False  # e.g. more --epochs than before: the loop re-checks the limits
             if state.finished and dist_info.is_main:
-                print(f"{options.run_dir}: the run had already finished ({state.stop_reason})", flush=True)
+                log.info(f"{options.run_dir}: the run had already finished ({state.stop_reason})")
         with _SignalGuard(trainer):
             result = trainer.fit()
         trainer.logger.close()

@@ -1,4 +1,5 @@
-"""Optimizer, learning-rate schedule and loss weighting (reference §6.1–6.2), for every model family."""
+"""Optimizer, learning-rate schedule and loss weighting for every model family (docs/training.md, "Paper presets";
+docs/deviations.md, "Learning rates" and "pos_weight")."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 Six MOSEI classes (``config.MOSEI_CLASSES``). Faces are FACS-style local warps of the public-domain
 astronaut photo (``faces.py``), audio is a voiced carrier with a class-specific band-limited cue
 (``audio.py``), transcripts come from templates (``text.py``). Every clip has ground-truth cue
-regions (``cues/<id>.npz``) that :func:`attach_cues` maps onto a preprocessed ClipRecord.
+regions (``cues/<id>.npz``) that :func:`attach_cues` (``cues.py``) maps onto a preprocessed ClipRecord.
+``source.py`` is the ``synthetic`` dataset source (registered in ``mesm_core.data.sources``).
 See docs/synthetic.md.
 
     from mesm_core.data.synthetic import ensure_dataset, attach_cues
@@ -27,7 +28,7 @@ from mesm_core.data.synthetic.generator import (
     read_dataset_json,
     render_clip,
 )
-from mesm_core.data.synthetic.source import ClipCues, attach_cue_file, attach_cues, cue_path, load_cues
+from mesm_core.data.synthetic.cues import ClipCues, attach_cue_file, attach_cues, cue_path, load_cues
 
 __all__ = [
     "GENERATOR_VERSION", "SAMPLE_SPECS", "ClipPlan", "SynthConfig", "ensure_dataset", "generate",

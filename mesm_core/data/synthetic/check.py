@@ -39,7 +39,7 @@ def detection_report(src: Path, n: int) -> dict:
     """Run the data pipeline (PyAV + MTCNN every 500 ms + mel) and attach_cues on ``n`` clips."""
     from mesm_core.data.clip import preprocess_clip
     from mesm_core.data.faces import FaceDetector
-    from mesm_core.data.synthetic.source import attach_cues
+    from mesm_core.data.synthetic.cues import attach_cues
 
     detector = FaceDetector()
     per_class = {c: [0, 0] for c in MOSEI_CLASSES}   # a two-label clip counts for both classes

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from mesm_core.geometry import FaceFrame
+
 # MTCNN on skimage.data.astronaut() (facenet-pytorch 2.5.3, default thresholds), measured once and
 # frozen here so generation never needs torch. ``tests/test_synthetic.py`` re-measures them.
 ASTRONAUT_BOX = (181.051, 62.156, 267.747, 172.050)
@@ -44,42 +46,6 @@ ASTRONAUT_LANDMARKS = np.array(
 
 # The canonical image: this crop of the 512×512 photo (x0, y0, size), in photo pixels.
 CANON_X0, CANON_Y0, CANON_SIZE = 80, 0, 288
-
-
-@dataclass(frozen=True)
-class FaceFrame:
-    """The five-point face frame (docs/facs.md, "Face frame") in some pixel coordinate system."""
-
-    centre: np.ndarray   # (2,) midpoint of the eyes
-    iod: float           # d, inter-ocular distance in pixels
-    height: float        # h, eye-line → mouth-line distance in pixels
-    u: np.ndarray        # (2,) unit vector eye_left → eye_right
-    v: np.ndarray        # (2,) unit vector pointing down the face
-
-    @classmethod
-    def from_landmarks(cls, points: np.ndarray) -> "FaceFrame":
-        points = np.asarray(points, dtype=np.float64)
-        e1, e2, m1, m2 = points[0], points[1], points[3], points[4]
-        centre = (e1 + e2) / 2
-        d = float(np.linalg.norm(e2 - e1))
-        u = (e2 - e1) / d
-        v = np.array([-u[1], u[0]])
-        h = float(((m1 + m2) / 2 - centre) @ v)
-        return cls(centre=centre, iod=d, height=h, u=u, v=v)
-
-    def to_pixels(self, s: np.ndarray | float, t: np.ndarray | float) -> np.ndarray:
-        """Face coordinates → pixels; returns (..., 2) as (x, y)."""
-        s = np.asarray(s, dtype=np.float64)[..., None]
-        t = np.asarray(t, dtype=np.float64)[..., None]
-        return self.centre + s * self.iod * self.u + t * self.height * self.v
-
-    def to_face(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pixels → face coordinates (s, t)."""
-        dx = np.asarray(x, dtype=np.float64) - self.centre[0]
-        dy = np.asarray(y, dtype=np.float64) - self.centre[1]
-        s = (dx * self.u[0] + dy * self.u[1]) / self.iod
-        t = (dx * self.v[0] + dy * self.v[1]) / self.height
-        return s, t
 
 
 def canonical_landmarks() -> np.ndarray:
@@ -123,7 +89,7 @@ class Blob:
 # construction; s is measured below).
 def _mouth_s() -> float:
     frame = canonical_frame()
-    s, _ = frame.to_face(*canonical_landmarks()[4])
+    s, _ = frame.to_face(canonical_landmarks()[4])
     return float(s)
 
 
@@ -266,7 +232,7 @@ def _bump(s: np.ndarray, t: np.ndarray, blob: Blob, s0: float) -> np.ndarray:
 def _au_field(name: str, size: int = CANON_SIZE) -> AUField:
     frame = canonical_frame()
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
-    s, t = frame.to_face(xs, ys)
+    s, t = frame.to_face(np.stack([xs, ys], axis=-1))
     flow = np.zeros((size, size, 2))
     shade = np.zeros((size, size, 3))
     mask = np.zeros((size, size), dtype=bool)
@@ -334,7 +300,7 @@ def canonical_image() -> np.ndarray:
     crop = np.ascontiguousarray(photo[CANON_Y0:CANON_Y0 + CANON_SIZE, CANON_X0:CANON_X0 + CANON_SIZE])
     frame = canonical_frame()
     ys, xs = np.mgrid[0:CANON_SIZE, 0:CANON_SIZE].astype(np.float64)
-    s, t = frame.to_face(xs, ys)
+    s, t = frame.to_face(np.stack([xs, ys], axis=-1))
     # Teeth: bright, low-saturation pixels inside the mouth ellipse.
     mouth = ((s / 0.46) ** 2 + ((t - 1.02) / 0.16) ** 2) < 1.0
     rgb = crop.astype(np.float64)
@@ -418,7 +384,7 @@ def head_alpha() -> np.ndarray:
     """float32 (H, W) soft mask of head, hair and shoulders in the canonical image (1 = keep photo)."""
     frame = canonical_frame()
     ys, xs = np.mgrid[0:CANON_SIZE, 0:CANON_SIZE].astype(np.float64)
-    s, t = frame.to_face(xs, ys)
+    s, t = frame.to_face(np.stack([xs, ys], axis=-1))
     head = ((s / 1.55) ** 2 + ((t - 0.35) / 2.75) ** 2)
     alpha = np.clip((1.25 - head) / 0.35, 0.0, 1.0)
     # Fade out at the canonical border so the warp never shows a hard photo edge.

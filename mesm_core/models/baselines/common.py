@@ -1,62 +1,28 @@
-"""Shared pieces of the two-phase baselines: the padded feature batch, masks and logit fusion."""
+"""Shared pieces of the two-phase baselines: their base class, masks and logit fusion (their input,
+``FeatureBatch``, is in ``mesm_core.types``; the late-fusion skeleton is ``late_fusion.py``)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from mesm_core.config import MODALITIES
-from mesm_core.types import FlopsReport, ModelOutput
+from mesm_core.types import FeatureBatch, FlopsReport, ModelOutput
 
-__all__ = ["FeatureBatch", "LogitFusion", "valid_mask", "last_valid", "no_flops", "dummy_feature_batch"]
+__all__ = ["BaselineModel", "LogitFusion", "valid_mask", "last_valid", "no_flops", "dummy_feature_batch"]
 
 
-@dataclass
-class FeatureBatch:
-    """Model input of the baselines: zero-padded per-step feature sequences.
+class BaselineModel(nn.Module):
+    """Base of the two-phase baselines: ``forward(batch: FeatureBatch, top_p=None, return_trace=False) ->
+    ModelOutput``, built from the config alone plus what its family hands in."""
 
-    text           float32 (B, L_t, D_t)   e.g. GloVe vectors, one per word
-    text_lengths   long    (B,)            ≥ 1 (an empty transcript is one zero vector)
-    audio          float32 (B, L_a, D_a)   one vector per 400 ms window
-    audio_lengths  long    (B,)            ≥ 1
-    visual         float32 (B, L_v, D_v)   one vector per sampled frame (2 fps)
-    visual_lengths long    (B,)            ≥ 1
-    visual_face    bool    (B, L_v)        True where a face was found (faceless frames are zeros)
-    labels         float32 (B, C) multi-hot, or None at inference
-    """
+    arch = ""  # set by register_arch (models/registry.py)
 
-    text: torch.Tensor
-    text_lengths: torch.Tensor
-    audio: torch.Tensor
-    audio_lengths: torch.Tensor
-    visual: torch.Tensor
-    visual_lengths: torch.Tensor
-    visual_face: torch.Tensor | None = None
-    labels: torch.Tensor | None = None
-    ids: list[str] = field(default_factory=list)
-
-    @property
-    def batch_size(self) -> int:
-        return int(self.text_lengths.shape[0])
-
-    def features(self, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(padded features (B, L, D), lengths (B,)) of ``modality``."""
-        if modality not in MODALITIES:
-            raise ValueError(f"unknown modality {modality!r}")
-        return getattr(self, modality), getattr(self, f"{modality}_lengths")
-
-    def to(self, device: torch.device | str) -> "FeatureBatch":
-        def move(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.to(device)
-
-        return FeatureBatch(
-            text=self.text.to(device), text_lengths=self.text_lengths.to(device),
-            audio=self.audio.to(device), audio_lengths=self.audio_lengths.to(device),
-            visual=self.visual.to(device), visual_lengths=self.visual_lengths.to(device),
-            visual_face=move(self.visual_face), labels=move(self.labels), ids=list(self.ids),
-        )
+    @classmethod
+    def from_config(cls, config, *, pretrained: bool = True, **resources) -> "BaselineModel":
+        """The registry's builder. The baselines fetch nothing themselves, so ``pretrained`` changes nothing
+        here; their one pretrained resource (EmoEmbs' ``label_embeddings``) comes in ``resources``."""
+        return cls(config, **resources)
 
 
 def valid_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:

@@ -6,9 +6,9 @@ one registry and one (de)serialiser serve every model family; the baselines impo
 
 from __future__ import annotations
 
-from mesm_core.config import BASELINE_ARCHS, LABEL_WORDS, BaselineModelConfig
+from mesm_core.config import LABEL_WORDS, BaselineModelConfig
 
-__all__ = ["BASELINE_ARCHS", "LABEL_WORDS", "BaselineModelConfig", "check_modalities"]
+__all__ = ["LABEL_WORDS", "BaselineModelConfig", "check_modalities"]
 
 
 def check_modalities(config: BaselineModelConfig) -> None:

@@ -21,21 +21,22 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from mesm_core.models.baselines.common import FeatureBatch, LogitFusion, make_output
-from mesm_core.models.baselines.config import BaselineModelConfig, check_modalities
-from mesm_core.types import ModelOutput
+from mesm_core.models.baselines.config import BaselineModelConfig
+from mesm_core.models.baselines.late_fusion import LateFusion
+from mesm_core.models.registry import register_arch
+from mesm_core.types import FeatureBatch, ModelOutput
 
 __all__ = ["EmoEmbs"]
 
 
-class EmoEmbs(nn.Module):
+@register_arch("emoembs", family="baseline", label_vectors=True)
+class EmoEmbs(LateFusion):
     """``forward(batch, label_embeddings=None) -> ModelOutput`` (logits (B, C) or (B, K))."""
 
     def __init__(self, config: BaselineModelConfig, label_embeddings: torch.Tensor | None = None) -> None:
-        super().__init__()
-        check_modalities(config)
-        self.config = config
-        self.modalities = tuple(config.modalities)
+        super().__init__(config, label_embeddings=label_embeddings)
+
+    def build(self, config: BaselineModelConfig, label_embeddings: torch.Tensor | None = None) -> None:
         self.label_words = config.resolved_label_words()
         n_classes = len(config.classes)
         hidden = dict(zip(("text", "audio", "visual"), config.emo_hidden))
@@ -58,7 +59,9 @@ class EmoEmbs(nn.Module):
         self.label_maps = nn.ModuleDict({
             m: nn.Linear(embedding_dim, hidden[m]) for m in self.modalities if m != "text"
         })
-        self.fusion = LogitFusion(len(self.modalities), init_value=1.0 / len(self.modalities))
+
+    def fusion_init(self) -> float:
+        return 1.0 / len(self.modalities)
 
     def encode(self, modality: str, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, L, d) → (B, H): forward + backward directions summed."""
@@ -87,9 +90,8 @@ class EmoEmbs(nn.Module):
         labels = self.label_embeddings if label_embeddings is None else label_embeddings.to(self.label_embeddings)
         if labels.ndim != 2 or labels.shape[1] != self.label_embeddings.shape[1]:
             raise ValueError(f"label_embeddings must be (K, {self.label_embeddings.shape[1]}), got {tuple(labels.shape)}")
-        logits = []
-        for modality in self.modalities:
-            x, lengths = batch.features(modality)
-            utterance = self.encode(modality, x, lengths)
-            logits.append(utterance @ self.label_vectors(modality, labels).T)
-        return make_output(self.modalities, logits, self.fusion)
+        return self.fuse(batch, labels=labels)
+
+    def modality_logits(self, modality: str, x: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(B, L, d) → scores (B, K) against the label vectors ``labels`` (K, E)."""
+        return self.encode(modality, x, lengths) @ self.label_vectors(modality, labels).T

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from mesm_core.models.baselines.common import FeatureBatch, LogitFusion, make_output
-from mesm_core.models.baselines.config import BaselineModelConfig, check_modalities
-from mesm_core.types import ModelOutput
+from mesm_core.models.baselines.config import BaselineModelConfig
+from mesm_core.models.baselines.late_fusion import LateFusion
+from mesm_core.models.registry import register_arch
 
 __all__ = ["LFLSTM"]
 
@@ -42,24 +42,15 @@ class _Branch(nn.Module):
         return h_n.transpose(0, 1).reshape(x.shape[0], -1)
 
 
-class LFLSTM(nn.Module):
+@register_arch("lf_lstm", family="baseline")
+class LFLSTM(LateFusion):
     """``forward(batch: FeatureBatch) -> ModelOutput`` with logits (B, C)."""
 
-    def __init__(self, config: BaselineModelConfig) -> None:
-        super().__init__()
-        check_modalities(config)
-        self.config = config
-        self.modalities = tuple(config.modalities)
+    def build(self, config: BaselineModelConfig) -> None:
         n_classes = len(config.classes)
         self.branches = nn.ModuleDict({m: _Branch(config.feature_size(m), n_classes) for m in self.modalities})
-        self.fusion = LogitFusion(len(self.modalities))
 
-    def forward(self, batch: FeatureBatch, top_p: float | None = None, return_trace: bool = False) -> ModelOutput:
-        """``top_p``/``return_trace`` exist for interface parity with FE2E/MESM and are ignored."""
-        logits = []
-        for modality in self.modalities:
-            x, lengths = batch.features(modality)
-            branch = self.branches[modality]
-            vector = branch.encode(x, lengths, self.config.faithful_padding, last_padded_output=modality == "text")
-            logits.append(branch.head(vector))
-        return make_output(self.modalities, logits, self.fusion)
+    def modality_logits(self, modality: str, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        branch = self.branches[modality]
+        vector = branch.encode(x, lengths, self.config.faithful_padding, last_padded_output=modality == "text")
+        return branch.head(vector)

@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from mesm_core.config import MODALITIES
-from mesm_core.models.baselines.common import FeatureBatch, LogitFusion, make_output, valid_mask
-from mesm_core.models.baselines.config import BaselineModelConfig, check_modalities
-from mesm_core.types import ModelOutput
+from mesm_core.models.baselines.common import valid_mask
+from mesm_core.models.baselines.config import BaselineModelConfig
+from mesm_core.models.baselines.late_fusion import LateFusion
+from mesm_core.models.registry import register_arch
 
 __all__ = ["LFTransformer"]
 
@@ -41,27 +42,18 @@ class _Branch(nn.Module):
         return self.head(self.encoder(tokens, src_key_padding_mask=padding)[:, 0])
 
 
-class LFTransformer(nn.Module):
+@register_arch("lf_trans", family="baseline")
+class LFTransformer(LateFusion):
     """``forward(batch: FeatureBatch) -> ModelOutput`` with logits (B, C)."""
 
-    def __init__(self, config: BaselineModelConfig) -> None:
-        super().__init__()
-        check_modalities(config)
-        self.config = config
-        self.modalities = tuple(config.modalities)
+    def build(self, config: BaselineModelConfig) -> None:
         n_classes = len(config.classes)
         self.branches = nn.ModuleDict({
             m: _Branch(config.feature_size(m), config.trans_heads[MODALITIES.index(m)], config.trans_layers,
                        config.trans_ff, config.trans_dropout, n_classes)
             for m in self.modalities
         })
-        self.fusion = LogitFusion(len(self.modalities))
 
-    def forward(self, batch: FeatureBatch, top_p: float | None = None, return_trace: bool = False) -> ModelOutput:
-        """``top_p``/``return_trace`` exist for interface parity with FE2E/MESM and are ignored."""
-        logits = []
-        for modality in self.modalities:
-            x, lengths = batch.features(modality)
-            use_mask = self.config.mask_text or modality != "text"
-            logits.append(self.branches[modality](x, lengths, use_mask))
-        return make_output(self.modalities, logits, self.fusion)
+    def modality_logits(self, modality: str, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        use_mask = self.config.mask_text or modality != "text"
+        return self.branches[modality](x, lengths, use_mask)

@@ -25,9 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from mesm_core.config import MODALITIES
-from mesm_core.models.baselines.common import FeatureBatch, last_valid, no_flops, valid_mask
+from mesm_core.models.baselines.common import BaselineModel, last_valid, no_flops, valid_mask
 from mesm_core.models.baselines.config import BaselineModelConfig, check_modalities
-from mesm_core.types import ModelOutput
+from mesm_core.models.registry import register_arch
+from mesm_core.types import FeatureBatch, ModelOutput
 
 __all__ = ["MulT"]
 
@@ -102,7 +103,8 @@ class _Transformer(nn.Module):
         return self.norm(x)
 
 
-class MulT(nn.Module):
+@register_arch("mult", family="baseline")
+class MulT(BaselineModel):
     """``forward(batch: FeatureBatch) -> ModelOutput`` (early fusion: no per-modality logits)."""
 
     def __init__(self, config: BaselineModelConfig) -> None:

@@ -7,7 +7,7 @@ then optionally a 2×2 sparse max-pool (an output cell is active iff any cell of
 value = max(0, max over active inputs), which equals the dense max-pool of the zero-filled map).
 
 Backends (``ModelConfig.sparse_backend``):
-  * ``masked``  pure torch dense emulation: conv(x·M)·M (reference §2.5). Exact, runs anywhere,
+  * ``masked``  pure torch dense emulation: conv(x·M)·M (docs/models.md, "MESM"). Exact, runs anywhere,
                 costs as much as a dense block: the test reference, and the one training with the
                 straight-through keep gate uses (``masked_block(..., gate=...)``).
   * ``dense``   the same emulation written for speed (BN folded into the conv in eval, statistics by
@@ -22,23 +22,25 @@ Backends (``ModelConfig.sparse_backend``):
 All use the same parameters (dense layout conv weights [out, in, 3, 3]; spconv permutes them to
 [out, kh, kw, in] on the fly) and the same BatchNorm-over-active-cells module, so a checkpoint runs
 on any backend and they agree to float precision (tests/test_sparse_backends.py).
+
+Layout: ``block.py`` holds the interface (block parameters, backend protocol, ``pool_mask``), ``batchnorm.py``
+the BatchNorms, ``backends.py`` the concrete paths by name; this ``__init__`` re-exports them and adds
+``get_backend`` (``auto`` included). The backends import ``block.py``, never this file.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import math
-from typing import Protocol
-
-import torch
-import torch.nn.functional as F
-from torch import nn
+from mesm_core.models.sparse.backends import BACKENDS, PATHS, path_backend, resolve_backend_name, spconv_available
+from mesm_core.models.sparse.batchnorm import ActiveBatchNorm, RegimeBatchNorm, statistics_at
+from mesm_core.models.sparse.block import SparseBackend, SparseVGGBlock, pool_mask
 
 __all__ = [
     "ActiveBatchNorm",
+    "RegimeBatchNorm",
+    "statistics_at",
     "SparseVGGBlock",
     "SparseBackend",
+    "pool_mask",
     "BACKENDS",
     "PATHS",
     "get_backend",
@@ -46,132 +48,11 @@ __all__ = [
     "spconv_available",
 ]
 
-BACKENDS = ("masked", "dense", "gather", "spconv")
-PATHS = ("dense", "gather", "spconv")  # what "auto" chooses from
-
-
-class ActiveBatchNorm(nn.Module):
-    """BatchNorm1d over the rows (active cells) of a (n, C) feature matrix.
-
-    Same statistics and running-average update as nn.BatchNorm (momentum 0.1, eps 1e-5, unbiased
-    running variance), but also accepts n = 1 in training (variance 0) since a batch may keep a
-    single cell.
-    """
-
-    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
-        super().__init__()
-        self.eps, self.momentum = eps, momentum
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.register_buffer("running_mean", torch.zeros(channels))
-        self.register_buffer("running_var", torch.ones(channels))
-        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
-
-    def statistics(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, biased variance) (C,) to normalise with: of ``rows`` (n, C) in training, updating the running
-        averages, else the running ones. At least float32 (e.g. under autocast)."""
-        n = rows.shape[0]
-        compute = torch.promote_types(rows.dtype, torch.float32)
-        if self.training and n > 0:
-            x = rows.to(compute)
-            return self.batch_statistics(x.mean(0), x.var(0, unbiased=False), n)
-        return self.running_mean.to(compute), self.running_var.to(compute)
-
-    def batch_statistics(self, mean: torch.Tensor, var: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Record a training batch's (mean, biased variance) of ``n`` > 0 cells in the running averages; returns them."""
-        with torch.no_grad():
-            unbiased = var * (n / (n - 1)) if n > 1 else var
-            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
-            self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
-            self.num_batches_tracked += 1
-        return mean, var
-
-    def affine(self, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(scale, shift) (C,) with normalize(x) = x · scale + shift, in the dtype of ``mean``."""
-        scale = torch.rsqrt(var + self.eps) * self.weight.to(mean.dtype)
-        return scale, self.bias.to(mean.dtype) - mean * scale
-
-    def normalize(self, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-        """Apply the affine normalisation to x (..., C) with the given statistics; same dtype as x."""
-        compute = mean.dtype
-        out = (x.to(compute) - mean) * torch.rsqrt(var + self.eps) * self.weight.to(compute) + self.bias.to(compute)
-        return out.to(x.dtype)
-
-    def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        """rows (n, C) → (n, C), same dtype (statistics in at least float32, e.g. under autocast)."""
-        return self.normalize(rows, *self.statistics(rows))
-
-
-class SparseVGGBlock(nn.Module):
-    """Parameters of one submanifold sparse VGG block (the computation lives in the backends).
-
-    conv weights use the dense layout [out, in, 3, 3] with no bias (BN follows, as in SparseConvNet's
-    SparseVggNet); initialised N(0, 2 / (9·C_in)) like SparseConvNet.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, pool: bool) -> None:
-        super().__init__()
-        self.in_channels, self.out_channels, self.pool = in_channels, out_channels, pool
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
-        self.bn1 = ActiveBatchNorm(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
-        self.bn2 = ActiveBatchNorm(out_channels)
-        for conv in (self.conv1, self.conv2):
-            nn.init.normal_(conv.weight, std=math.sqrt(2.0 / (9 * conv.in_channels)))
-
-    def layers(self) -> tuple[tuple[nn.Conv2d, ActiveBatchNorm], ...]:
-        return ((self.conv1, self.bn1), (self.conv2, self.bn2))
-
-
-class SparseBackend(Protocol):
-    name: str
-
-    def __call__(self, block: SparseVGGBlock, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (N, C_in, H, W) zero off-mask, mask (N, H, W) bool → (y (N, C_out, H', W') zero off-mask, mask')."""
-        ...
-
-
-def pool_mask(mask: torch.Tensor) -> torch.Tensor:
-    """Active set after a 2×2 sparse max-pool: (N, H, W) bool → (N, H/2, W/2) bool."""
-    return F.max_pool2d(mask[:, None].float(), 2)[:, 0] > 0
-
-
-@functools.lru_cache(maxsize=1)
-def spconv_available() -> bool:
-    """Whether spconv is installed (looked up once: ``auto`` asks on every call)."""
-    return importlib.util.find_spec("spconv") is not None
-
-
-def resolve_backend_name(name: str) -> str:
-    """Validates a backend name ("auto" stays "auto": it chooses per call)."""
-    if name == "auto":
-        return name
-    if name not in BACKENDS:
-        raise ValueError(f"unknown sparse backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
-    if name == "spconv" and not spconv_available():
-        raise ImportError("sparse_backend='spconv' needs spconv (pip install spconv-cu118 or spconv-cu126); or use 'masked'")
-    return name
-
 
 def get_backend(name: str) -> SparseBackend:
     """The backend callable for ``name`` (auto / masked / dense / gather / spconv)."""
-    resolved = resolve_backend_name(name)
-    if resolved == "masked":
-        from mesm_core.models.sparse.masked import masked_block
-
-        return masked_block
-    if resolved == "dense":
-        from mesm_core.models.sparse.dense import dense_block
-
-        return dense_block
-    if resolved == "gather":
-        from mesm_core.models.sparse.gather import gather_block
-
-        return gather_block
-    if resolved == "auto":
+    if resolve_backend_name(name) == "auto":
         from mesm_core.models.sparse.auto import auto_block
 
         return auto_block
-    from mesm_core.models.sparse.spconv_backend import spconv_block
-
-    return spconv_block
+    return path_backend(name)

@@ -34,9 +34,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mesm_core.models.sparse import PATHS, SparseVGGBlock, spconv_available
+from mesm_core.models.sparse.backends import PATHS, path_backend, spconv_available
+from mesm_core.models.sparse.block import SparseVGGBlock
 
-__all__ = ["TABLE_PATH", "auto_block", "choose_path", "flops_share", "load_table", "block_key", "path_curves", "path_function"]
+__all__ = ["TABLE_PATH", "auto_block", "choose_path", "flops_share", "load_table", "block_key", "path_curves"]
 
 TABLE_PATH = Path(__file__).with_name("crossovers.json")
 UNMEASURED = "dense"
@@ -143,13 +144,7 @@ def _spconv_ready(device_type: str) -> bool:
     return spconv_available() and (device_type != "cpu" or "spconv.pytorch" in sys.modules)
 
 
-def path_function(name: str):
-    from mesm_core.models.sparse import get_backend
-
-    return get_backend(name)
-
-
 def auto_block(block: SparseVGGBlock, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``block`` with the path :func:`choose_path` picks for this call."""
     grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in block.parameters()))
-    return path_function(choose_path(block, mask, grad=grad, device=x.device))(block, x, mask)
+    return path_backend(choose_path(block, mask, grad=grad, device=x.device))(block, x, mask)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mesm_core.models.sparse import ActiveBatchNorm, SparseVGGBlock, pool_mask
+from mesm_core.models.sparse.batchnorm import ActiveBatchNorm
+from mesm_core.models.sparse.block import SparseVGGBlock, pool_mask
 from mesm_core.models.sparse.fold import folded_conv
 
 __all__ = ["dense_block"]

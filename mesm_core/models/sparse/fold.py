@@ -15,7 +15,7 @@ import weakref
 import torch
 from torch import nn
 
-from mesm_core.models.sparse import ActiveBatchNorm
+from mesm_core.models.sparse.batchnorm import ActiveBatchNorm
 
 __all__ = ["folded_conv", "conv_taps"]
 

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mesm_core.models.sparse import SparseVGGBlock, pool_mask
+from mesm_core.models.sparse.block import SparseVGGBlock, pool_mask
 from mesm_core.models.sparse.fold import conv_taps, folded_conv
 
 __all__ = ["Rulebook", "rulebook", "subm_conv", "gather_block", "onednn_linear_available"]

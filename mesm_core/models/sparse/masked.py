@@ -1,4 +1,5 @@
-"""Pure-torch sparse backend: dense emulation of submanifold convolution with masks (reference §2.5).
+"""Pure-torch sparse backend: dense emulation of submanifold convolution with masks
+(docs/models.md, "MESM"; docs/deviations.md, "Sparse convolution library").
 
 conv(x·M)·M equals a submanifold conv (only active neighbours contribute; outputs only at active
 cells); BN uses statistics over active cells (rows gathered by the mask); the 2×2 max-pool of the
@@ -14,7 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mesm_core.models.sparse import ActiveBatchNorm, SparseVGGBlock, pool_mask
+from mesm_core.models.sparse.batchnorm import ActiveBatchNorm
+from mesm_core.models.sparse.block import SparseVGGBlock, pool_mask
 
 __all__ = ["masked_block"]
 

@@ -1,6 +1,6 @@
 """spconv 2.x sparse backend (SubMConv2d + SparseMaxPool2d), sharing parameters with the masked one.
 
-Gotchas handled here (docs: environment §2):
+Gotchas handled here:
   * ``import spconv.pytorch`` takes 6-10 s, so it happens on first use only;
   * indices must be contiguous int32 (``mask.nonzero()`` is not contiguous; garbage otherwise);
   * without a GPU the default implicit-GEMM algorithm fails: use ``ConvAlgo.Native`` on CPU;
@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from mesm_core.models.sparse import SparseVGGBlock, pool_mask
+from mesm_core.models.sparse.block import SparseVGGBlock, pool_mask
 
 __all__ = ["spconv_block"]
 

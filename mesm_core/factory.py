@@ -1,4 +1,8 @@
-"""Model construction from presets/configs, and synthetic batches for tests and smoke runs."""
+"""A model or a dummy batch from a preset name, a RunConfig or a model config: the package face's builders
+(``mesm_core.create_model``, ``mesm_core.dummy_batch``).
+
+They live above both the presets and the models, so that ``mesm_core.models`` never reads a preset.
+"""
 
 from __future__ import annotations
 
@@ -9,56 +13,46 @@ import numpy as np
 import torch
 from torch import nn
 
-from mesm_core.config import ModelConfig, RunConfig
+from mesm_core.config import BaselineModelConfig, ModelConfig, ModelSection, RunConfig
+from mesm_core.families import family_of
 from mesm_core.models.text import build_tokenizer
-from mesm_core.presets import get_preset, list_presets
+from mesm_core.presets import get_preset
 from mesm_core.types import Batch
 
-__all__ = ["create_model", "build_model", "dummy_batch", "list_presets", "resolve_model_config"]
+__all__ = ["create_model", "dummy_batch", "resolve_model_config"]
 
 
-def resolve_model_config(preset_or_config: str | RunConfig | ModelConfig, **overrides) -> ModelConfig:
-    """A fresh ModelConfig from a preset name / RunConfig / ModelConfig, with ModelConfig-field overrides."""
+def resolve_model_config(preset_or_config: str | RunConfig | ModelSection, **overrides) -> ModelSection:
+    """A fresh model config from a preset name / RunConfig / model config, with field overrides of its type."""
     if isinstance(preset_or_config, str):
         config = get_preset(preset_or_config).model
     elif isinstance(preset_or_config, RunConfig):
         config = copy.deepcopy(preset_or_config.model)
-    elif isinstance(preset_or_config, ModelConfig):
+    elif isinstance(preset_or_config, (ModelConfig, BaselineModelConfig)):
         config = copy.deepcopy(preset_or_config)
     else:
         raise TypeError(f"expected a preset name, RunConfig or ModelConfig, got {type(preset_or_config).__name__}")
-    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    fields = {f.name for f in dataclasses.fields(config)}
     unknown = set(overrides) - fields
     if unknown:
-        raise TypeError(f"unknown ModelConfig field(s) {sorted(unknown)}; valid fields: {', '.join(sorted(fields))}")
+        raise TypeError(f"unknown {type(config).__name__} field(s) {sorted(unknown)}; valid fields: "
+                        f"{', '.join(sorted(fields))}")
     for name, value in overrides.items():
         current = getattr(config, name)
         setattr(config, name, tuple(value) if isinstance(current, tuple) and isinstance(value, list) else value)
     return config
 
 
-def build_model(config: ModelConfig, text_pretrained: bool = True) -> nn.Module:
-    """FE2E or MESM for ``config.arch`` (the config object is kept as ``model.config``). Raises ``ConfigError``
-    (a ValueError) for an invalid config (:meth:`ModelConfig.validate`)."""
-    config.validate()
-    if config.arch == "fe2e":
-        from mesm_core.models.fe2e import FE2E
-
-        return FE2E(config, text_pretrained=text_pretrained)
-    if config.arch == "mesm":
-        from mesm_core.models.mesm import MESM
-
-        return MESM(config, text_pretrained=text_pretrained)
-    raise ValueError(f"unknown arch {config.arch!r}; expected 'fe2e' or 'mesm'")
-
-
-def create_model(preset: str | RunConfig | ModelConfig, text_pretrained: bool = True, **overrides) -> nn.Module:
-    """Build a model from a preset name (see ``list_presets()``) plus ModelConfig-field overrides.
+def create_model(preset: str | RunConfig | ModelSection, text_pretrained: bool = True, **overrides) -> nn.Module:
+    """Build a model from a preset name (see ``list_presets()``) plus model-config field overrides, through its
+    family (which hands EmoEmbs its label vectors).
 
     ``text_pretrained=False`` builds the text encoder with random weights, offline (same architecture).
-    Example: ``create_model("mesm_small", top_p=0.3, sparse_backend="masked")``.
+    Example: ``create_model("mesm_small", top_p=0.3, sparse_backend="masked")``. Raises ``ConfigError``
+    (a ValueError) for an invalid config.
     """
-    return build_model(resolve_model_config(preset, **overrides), text_pretrained=text_pretrained)
+    config = resolve_model_config(preset, **overrides)
+    return family_of(config).build_model(config, pretrained=text_pretrained)
 
 
 _WORDS = ("i", "am", "so", "happy", "sad", "angry", "really", "today", "this", "is", "not", "fine", "what", "wow", "oh", "no")
@@ -72,7 +66,7 @@ def dummy_batch(
     seed: int = 0,
     tokenizer=None,
 ) -> Batch:
-    """A random but valid Batch for any preset/config (offline; deterministic for a seed).
+    """A random but valid Batch for any FE2E/MESM preset/config (offline; deterministic for a seed).
 
     Faces are uniform 0..255, chunks positive (exponential, like power mel), transcripts random
     words, labels multi-hot. Per-utterance lengths vary between 1 and n_frames / n_chunks (the
