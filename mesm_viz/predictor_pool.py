@@ -8,7 +8,6 @@ MTCNN's 20 px (see ``min_face_share``), instead of on frames up to 1280 px.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 from collections import OrderedDict
@@ -18,7 +17,6 @@ import numpy as np
 
 from mesm_core.data.faces import FaceDetector
 from mesm_core.inference import Prediction, Predictor, PreparedClip, SweepPoint
-from mesm_viz.floor_cost import floors_off
 from mesm_viz.floors import checkpoint_floors
 
 log = logging.getLogger(__name__)
@@ -62,20 +60,6 @@ def _warm_audio(sample_rate: int) -> None:
     resample(np.zeros(4410, np.float32), 44100, sample_rate)
 
 
-def _paper_rule(predictor: Predictor) -> Predictor:
-    """A second predictor over a copy of ``predictor``'s model with every keep floor at 0 (the paper's rule);
-    the text encoder is shared, not copied. Used until the core's ``Predictor.run(keep_floor=False)`` exists."""
-    import copy
-
-    model = predictor.model
-    text = getattr(model, "text_encoder", None)
-    copied = copy.deepcopy(model, memo={id(text): text} if text is not None else None)
-    floors_off(copied).__enter__()   # for good: this copy runs the paper's rule only
-    return Predictor(copied, checkpoint=predictor.checkpoint, classes=predictor.classes,
-                     thresholds=predictor.thresholds, data_config=predictor.data_config, device=predictor.device,
-                     detector=predictor.detector)
-
-
 class PredictorPool:
     """Up to ``size`` loaded predictors (least recently used dropped first), one face detector for all."""
 
@@ -86,10 +70,8 @@ class PredictorPool:
         self.size = size
         self.min_face_share = min_face_share
         self.predictors: OrderedDict[str, Predictor] = OrderedDict()
-        self.paper: dict[str, Predictor] = {}        # checkpoint → its paper's-rule twin (made on first use)
         self.lock = threading.RLock()
         self._detector: FaceDetector | None = None
-        self._native_floor_switch = "keep_floor" in inspect.signature(Predictor.run).parameters
 
     def detector(self, checkpoint: str) -> FaceDetector:
         """The one face detector, made from the first checkpoint's preprocessing settings."""
@@ -112,8 +94,7 @@ class PredictorPool:
             predictor.warm_up()
             self.predictors[checkpoint] = predictor
             while len(self.predictors) > self.size:
-                dropped, _ = self.predictors.popitem(last=False)
-                self.paper.pop(dropped, None)
+                self.predictors.popitem(last=False)
             return predictor
 
     def warm_up(self, checkpoint: str) -> None:
@@ -128,28 +109,11 @@ class PredictorPool:
         """modality → the checkpoint's keep floor (see :func:`mesm_viz.floors.checkpoint_floors`)."""
         return checkpoint_floors(self.get(checkpoint).config)
 
-    def predictor(self, checkpoint: str, keep_floor: bool = True) -> Predictor:
-        """The predictor that runs ``checkpoint`` with its keep floors (default) or with the paper's rule."""
-        predictor = self.get(checkpoint)
-        if keep_floor or self._native_floor_switch or not any(v > 0 for v in self.floors(checkpoint).values()):
-            return predictor
-        with self.lock:
-            if checkpoint not in self.paper:
-                self.paper[checkpoint] = _paper_rule(predictor)
-            return self.paper[checkpoint]
-
     def run(self, checkpoint: str, prepared: PreparedClip, top_p: float | None, keep_floor: bool = True) -> Prediction:
         """:meth:`Predictor.run`; ``keep_floor=False`` runs the paper's rule (the keep floors off)."""
-        predictor = self.predictor(checkpoint, keep_floor)
-        if self._native_floor_switch:
-            return predictor.run(prepared, top_p, keep_floor=keep_floor)
-        return predictor.run(prepared, top_p)
+        return self.get(checkpoint).run(prepared, top_p, keep_floor=keep_floor)
 
     def sweep(self, checkpoint: str, prepared: PreparedClip, top_ps: Sequence[float], known: dict,
-              keep_floor: bool = True) -> list:
+              keep_floor: bool = True) -> list[SweepPoint]:
         """:meth:`Predictor.sweep` (the one sweep), with the keep floors or with the paper's rule."""
-        predictor = self.predictor(checkpoint, keep_floor)
-        if self._native_floor_switch and not keep_floor:
-            return [SweepPoint.of(known.get(float(p)) or predictor.run(prepared, float(p), keep_floor=False))
-                    for p in top_ps]
-        return predictor.sweep(prepared, top_ps, known=known)
+        return self.get(checkpoint).sweep(prepared, top_ps, known=known, keep_floor=keep_floor)
