@@ -13,7 +13,8 @@ from mesm_core.data.transcript import resolve_transcript
 from mesm_core.resources import CHECKPOINTS_DIR, REPO_ROOT, SAMPLES_DIR
 
 __all__ = ["REPO_ROOT", "BUNDLED_CHECKPOINTS", "SAMPLES_DIR", "discover_checkpoints", "bundled_checkpoints",
-           "resolve_default_checkpoint", "checkpoint_label", "sample_clips", "sample_cue_files", "find_cue_file"]
+           "resolve_default_checkpoint", "checkpoint_label", "sample_clips", "sample_cue_files", "sample_transcript",
+           "find_cue_file"]
 
 BUNDLED_CHECKPOINTS = CHECKPOINTS_DIR  # absent outside a checkout: then no bundled checkpoints and no samples
 
@@ -81,6 +82,24 @@ def sample_cue_files(folder: str | os.PathLike = SAMPLES_DIR) -> dict[str, str]:
     copy under another name, so a sample is recognised by its content."""
     index = Path(folder) / "samples.json"
     return _sample_index(str(index), index.stat().st_mtime) if index.is_file() else {}
+
+
+def sample_transcript(video_sha1: str, folder: str | os.PathLike = SAMPLES_DIR) -> tuple[str, str] | None:
+    """(transcript, file name) of the sample clip with this content (an upload of a sample is a copy
+    under another name), from the ``.txt`` beside it; None for other clips."""
+    if not video_sha1:
+        return None
+    index = Path(folder) / "samples.json"
+    try:
+        entries = json.loads(index.read_text(encoding="utf-8")).get("samples", [])
+    except (OSError, ValueError):
+        return None
+    for entry in entries:
+        video = Path(folder) / str(entry.get("video") or entry.get("file") or "")
+        if entry.get("sha1") == video_sha1 and video.is_file():
+            text = resolve_transcript(video).text
+            return (text, video.name) if text else None
+    return None
 
 
 def find_cue_file(video: str | os.PathLike, video_sha1: str, folder: str | os.PathLike = SAMPLES_DIR) -> str | None:

@@ -31,21 +31,28 @@ class Preview:
     transcoded: bool = False
 
 
-def browser_playable(path: str | os.PathLike) -> bool:
-    """True for an MP4 whose video is H.264 in yuv420p and whose audio (if any) is AAC or MP3: what
-    every browser plays as it is."""
+def _playable(path: str | os.PathLike) -> tuple[bool, bool]:
+    """(browser plays it as it is, it has a sound track): an MP4 whose video is H.264 in yuv420p and whose
+    audio (if any) is AAC or MP3 plays everywhere."""
     import av
 
     try:
         with av.open(str(path)) as container:
+            sound = bool(container.streams.audio)
             if "mp4" not in container.format.name or not container.streams.video:
-                return False
+                return False, sound
             video = container.streams.video[0].codec_context
             if video.name not in _PLAYABLE_VIDEO or (video.pix_fmt or "yuv420p") != "yuv420p":
-                return False
-            return all(a.codec_context.name in _PLAYABLE_AUDIO for a in container.streams.audio)
+                return False, sound
+            return all(a.codec_context.name in _PLAYABLE_AUDIO for a in container.streams.audio), sound
     except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError):
-        return False
+        return False, False
+
+
+def browser_playable(path: str | os.PathLike) -> bool:
+    """True for an MP4 whose video is H.264 in yuv420p and whose audio (if any) is AAC or MP3: what
+    every browser plays as it is."""
+    return _playable(path)[0]
 
 
 def _even(value: float) -> int:
@@ -63,8 +70,9 @@ def make_preview(video: str | os.PathLike, out_dir: str | os.PathLike, *, height
     name = video.name
     if not video.is_file() or video.stat().st_size == 0:
         return Preview(None, f"No preview: “{name}” is empty or missing.")
-    if browser_playable(video):
-        return Preview(str(video))
+    playable, sound = _playable(video)
+    if playable:   # shown as it is; a clip without sound says so either way
+        return Preview(str(video), "" if sound else f"“{name}” has no sound track.")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{video.stem[:60]}.preview.mp4"

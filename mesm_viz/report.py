@@ -18,9 +18,9 @@ import numpy as np
 
 from mesm_core.inference import Prediction, write_report
 from mesm_core.io import atomic_write
-from mesm_viz import facs as F
+from mesm_viz import facs
 from mesm_viz.overlay import to_uint8_image
-from mesm_viz.views import best_frame, facs_view, frame_regions, layer_grid_image, mel_masks_image, shown_class
+from mesm_viz.views import best_frame, facs_table, frame_regions, shown_class
 
 __all__ = ["png_bytes", "save_png", "report_artefacts", "facs_mean_stats", "write_full_report", "main"]
 
@@ -53,7 +53,7 @@ def facs_mean_stats(pred: Prediction) -> list[dict[str, Any]]:
     for f in frames:
         regions = frame_regions(record, int(f))
         for layer, block in enumerate(blocks, start=1):
-            for row in F.region_stats(regions, block.attention[f], block.kept[f]):
+            for row in facs.region_stats(regions, block.attention[f], block.kept[f]):
                 acc = sums.setdefault((layer, row["label"]), [0.0, 0.0, 0.0, 0])
                 acc[0] += row["attention_mass"] or 0.0
                 acc[1] += row["kept_fraction"] or 0.0
@@ -64,33 +64,37 @@ def facs_mean_stats(pred: Prediction) -> list[dict[str, Any]]:
 
 
 def report_artefacts(pred: Prediction, out_dir: str | os.PathLike, frame: int | None = None) -> dict[str, Any]:
-    """Write the overlay PNGs (face layer grid, FACS overlay, mel with masks) into ``out_dir`` and return
-    the extra report.json entries: ``files`` (their names) and ``facs`` (the frame shown, its region
-    table, the prototype of the shown class, and region statistics averaged over the frames with a
-    detected face). ``frame`` defaults to the most confident face frame."""
+    """Write the PNGs (face layer grid, FACS overlay, mel with masks; :mod:`mesm_viz.report_figures`) into
+    ``out_dir`` and return the extra report.json entries: ``files`` (their names) and ``facs`` (the frame
+    shown, its region table, the prototype of the shown class, and region statistics averaged over the
+    frames with a detected face). ``frame`` defaults to the most confident face frame."""
+    from mesm_viz import report_figures
+
     out_dir = Path(out_dir)
     files = []
     record = pred.record
     frame = best_frame(record) if frame is None else int(frame)
-    save_png(mel_masks_image(pred), out_dir / "mel_masks.png")
+    atomic_write(out_dir / "mel_masks.png", report_figures.png(report_figures.mel_masks_figure(pred)))
     files.append("mel_masks.png")
     if frame >= 0:
-        grid = layer_grid_image(pred, frame)
-        if grid is not None:
-            save_png(grid, out_dir / "face_layers.png")
+        layers = report_figures.face_layers_figure(pred, frame)
+        if layers is not None:
+            atomic_write(out_dir / "face_layers.png", report_figures.png(layers))
             files.append("face_layers.png")
-        view = facs_view(pred, frame)
-        save_png(view.image, out_dir / "facs_overlay.png")
+        regions = frame_regions(record, frame)
+        table = facs_table(pred, frame, regions, legend_hint=False)
+        overlay = report_figures.facs_figure(pred, frame, regions, table.proto_names, table.shown)
+        atomic_write(out_dir / "facs_overlay.png", report_figures.png(overlay))
         files.append("facs_overlay.png")
-        facs = {"frame": frame, "frame_time_s": float(record.frame_times[frame]), "headers": view.headers,
-                "rows": view.rows, "note": view.note, "mean_over_face_frames": facs_mean_stats(pred)}
+        facs_section = {"frame": frame, "frame_time_s": float(record.frame_times[frame]), "headers": table.headers,
+                        "rows": table.rows, "note": table.note, "mean_over_face_frames": facs_mean_stats(pred)}
     else:
-        facs = {"frame": None, "note": pred.face_note}
+        facs_section = {"frame": None, "note": pred.face_note}
     shown, above = shown_class(pred)
-    proto = F.prototype_for(shown)
-    facs["prototype"] = {"class": shown, "predicted": above, "notation": proto.notation if proto else None,
-                         "note": proto.note if proto else F.label_mapping(shown).note}
-    return {"facs": facs, "files": files}
+    proto = facs.prototype_for(shown)
+    facs_section["prototype"] = {"class": shown, "predicted": above, "notation": proto.notation if proto else None,
+                                 "note": proto.note if proto else facs.label_mapping(shown).note}
+    return {"facs": facs_section, "files": files}
 
 
 def write_full_report(pred: Prediction, out_dir: str | os.PathLike, frame: int | None = None) -> Path:

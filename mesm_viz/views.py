@@ -1,14 +1,14 @@
-"""The studio's views of a prediction: face layer grid, FACS overlay and table, mel masks, plots, numbers.
+"""The studio's views of a prediction: FACS regions and table, the charts, the cost curve, numbers and lines.
 
-Pure drawing: a :class:`~mesm_core.inference.Prediction` (and a frame index) in, numpy images,
-Plotly figures and plain values out. The studio (:mod:`mesm_viz.studio`) caches what these return;
-the report (:mod:`mesm_viz.report`) writes some of them to disk.
+Pure drawing: a :class:`~mesm_core.inference.Prediction` (and a frame index) in, Plotly dicts, SVG markup
+and plain values out (the face and spectrogram figures are :mod:`mesm_viz.face_plots` and
+:mod:`mesm_viz.mel_plot`; the report's PNGs :mod:`mesm_viz.report_figures`). The studio
+(:mod:`mesm_viz.studio`) caches what these return.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,67 +16,17 @@ import numpy as np
 from mesm_core.cues import CueRow
 from mesm_core.inference import Prediction, SweepPoint, format_flops
 from mesm_core.types import ClipRecord
-from mesm_viz import facs as F
-from mesm_viz import figures as G
-from mesm_viz.mel_plot import mel_pictures
-from mesm_viz.overlay import enlarge, layer_grid, mask_outline, normalize_heat, overlay, overlay_kept
+from mesm_viz import facs, figures
+from mesm_viz.view_models import ClipView, Figure, FrameView, ModelInfo, PView
 
-__all__ = ["CROP_SCALE", "FACS_SCALE", "MEL_MIN_WIDTH", "BORDER_CELLS_NOTE", "ModelInfo", "ClipView", "FrameView", "PView",
-           "FacsTable", "FacsView", "best_frame", "shown_class", "frame_regions", "layer_grid_image", "facs_table",
-           "facs_view", "mel_masks_image", "probabilities_view", "numbers", "flops_line", "cost_curve_figure",
-           "dense_cost_figure", "mark_top_p", "cue_summary"]
+__all__ = ["BORDER_CELLS_NOTE", "ModelInfo", "ClipView", "FrameView", "PView", "FacsTable", "best_frame",
+           "shown_class", "frame_regions", "facs_table", "probabilities_view", "caution", "numbers", "flops_line",
+           "cost_curve_figure", "dense_cost_figure", "caption_flat", "mark_top_p", "cue_summary"]
 
-CROP_SCALE = 4          # 48×48 crop → 192×192 tiles (24/12/6 grids divide it exactly)
-FACS_SCALE = 6          # FACS overlay drawn on a 288×288 enlargement
-MEL_MIN_WIDTH = 800     # short clips' spectrograms are stretched in time (integer factor) towards this width
-PROTO_COLOR = (0, 255, 120)
-REGION_COLOR = (255, 255, 255)
 # Why MESM's FLOPs stay below the dense count even when every cell is kept (docs/deviations.md, "Border cells").
 BORDER_CELLS_NOTE = ("A submanifold 3×3 conv counts only active neighbours, so a border cell (fewer than 9 "
                      "neighbours inside the grid) costs less than the dense count, which charges all 9 padding "
                      "included: with every cell kept, MESM's feature extractor counts about 0.91 of dense.")
-
-
-@dataclass
-class ClipView:
-    strip: list[tuple[np.ndarray, str]]   # gallery items: (thumbnail with box, caption)
-    n_frames: int
-    summary: str                          # markdown: clip facts
-    frame: int = 0                        # the frame selected first (the most confident face)
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the page says beside the prediction about the checkpoint that made it."""
-
-    name: str
-    arch: str
-    classes: tuple[str, ...]
-    trained_on: str | None                # from the checkpoint's metadata or model card (None: not recorded)
-    source: str                           # where that came from ("config.json", "model card", "not recorded")
-    synthetic: bool
-    card: str | None                      # the model card file
-    top_p: float | None                   # the p it was trained with (MESM)
-    thresholds: str                       # "tuned on validation" or "default 0.5"
-    valid_f1: float | None = None
-
-    def markdown(self, card_link: str | None = None) -> str:
-        """Markdown for the page; ``card_link`` is a URL the browser can open for the model card."""
-        lines = []
-        if self.synthetic:
-            lines.append("⚠️ **Trained on synthetic clips only.** On real faces and voices its answers mean little, "
-                         "however confident they look.")
-        arch = self.arch.upper() + (f", trained at p = {self.top_p:g}" if self.top_p is not None else "")
-        lines.append(f"**Model** `{self.name}` ({arch}) · **classes** {', '.join(self.classes)} · "
-                     f"**thresholds** {self.thresholds}"
-                     + (f" · validation macro-F1 {100 * self.valid_f1:.1f}" if self.valid_f1 is not None else ""))
-        trained = self.trained_on or "the checkpoint does not record its training data"
-        lines.append(f"**Trained on** ({self.source}): {trained}")
-        if card_link:
-            lines.append(f"[Model card]({card_link})")
-        elif self.card:
-            lines.append(f"Model card: `{Path(self.card).name}` in the checkpoint folder")
-        return "  \n".join(lines)
 
 
 @dataclass
@@ -88,41 +38,6 @@ class FacsTable:
     note: str                             # caption: which prototype is shown and why
     shown: str                            # the class whose prototype is marked
     proto_names: set[str]                 # names of the regions of that prototype
-
-
-@dataclass
-class FacsView:
-    """The report's FACS view: the table and a PNG of the regions over the layer-1 attention."""
-
-    image: np.ndarray                     # layer-1 attention on the enlarged crop, regions outlined
-    headers: list[str]
-    rows: list[list[Any]]
-    note: str
-
-
-@dataclass
-class FrameView:
-    frame_image: np.ndarray | None        # selected frame, large, with its box
-    layer_fig: dict | None                # layer × {attention, kept} on the face crop (Plotly dict)
-    facs_fig: dict | None                 # FACS regions over the layer-1 attention (Plotly dict)
-    facs_headers: list[str]
-    facs_rows: list[list[Any]]
-    facs_note: str
-    frame: int = 0                        # the frame shown (after clamping)
-
-
-@dataclass
-class PView:
-    label: dict[str, float]
-    probabilities_fig: Any
-    modality_fig: Any
-    mel_fig: dict                         # spectrogram and kept cells on time/frequency axes (Plotly dict)
-    flops_fig: Any
-    flops_p_fig: Any
-    flops_text: str
-    numbers: dict[str, Any]               # machine-readable summary (top_p, FLOPs, kept fractions, predicted)
-    cue_fig: Any = None                   # attention and kept cells inside the true cue vs chance (clips with cues)
-    cue_text: str = ""
 
 
 def best_frame(record: ClipRecord, among: np.ndarray | None = None) -> int:
@@ -146,42 +61,16 @@ def shown_class(pred: Prediction) -> tuple[str, bool]:
     return max(pred.classes, key=lambda c: pred.probabilities[c]), False
 
 
-def frame_regions(record: ClipRecord, frame: int, scale: int = 1) -> list[F.Region]:
+def frame_regions(record: ClipRecord, frame: int, scale: int = 1) -> list[facs.Region]:
     """The FACS regions of one sampled frame's face crop, left/right merged, rasterised at
     ``scale`` × the crop size. The frame's landmarks place them; a frame without a detected face
     gets the template face. The one place regions are built from a record (views and report alike)."""
     size = int(record.faces.shape[1])
     marks = record.landmarks[frame] if bool(record.face_detected[frame]) else None
-    return F.merge_sides(F.facs_regions(marks, size, raster_size=size * scale))
+    return facs.merge_sides(facs.facs_regions(marks, size, raster_size=size * scale))
 
 
-def layer_grid_image(pred: Prediction, frame: int, scale: int = CROP_SCALE) -> np.ndarray | None:
-    """The face crop of one frame per sparse layer: top row attention heat, bottom row kept cells;
-    one column per layer (24×24, 12×12, 6×6 grids on the enlarged crop, nearest-neighbour).
-
-    FE2E (no trace) gets the crop alone. None when the clip has no face frames.
-    """
-    record = pred.record
-    if record.faces.shape[0] == 0:
-        return None
-    crop = enlarge(record.faces[frame], scale)
-    blocks = pred.trace.get("visual", [])
-    if not blocks:
-        return layer_grid([crop], ["face crop (dense model: no sparsity)"])
-    heat_row, kept_row, heat_labels, kept_labels = [], [], [], []
-    for index, block in enumerate(blocks, start=1):
-        kept = block.kept[frame]
-        # min-max per frame: the ranking of cells is what the nucleus uses, so show its contrast
-        heat = normalize_heat(block.attention[frame], kept=block.active_in[frame], mode="minmax")
-        heat_row.append(overlay(crop, heat, alpha=0.55))
-        kept_row.append(overlay_kept(crop, kept))
-        h, w = block.grid
-        heat_labels.append(f"L{index} attention {h}x{w}")
-        kept_labels.append(f"L{index} kept {kept.mean():.0%}")
-    return layer_grid([heat_row, kept_row], [heat_labels, kept_labels])
-
-
-def facs_table(pred: Prediction, frame: int, stat_regions: Sequence[F.Region] | None = None, *,
+def facs_table(pred: Prediction, frame: int, stat_regions: Sequence[facs.Region] | None = None, *,
                legend_hint: bool = True) -> FacsTable:
     """Per region of one frame: its AUs, the prototype marker, and per sparse layer the attention mass
     inside it and its kept fraction; the caption says which prototype is marked and why (and, with
@@ -190,12 +79,12 @@ def facs_table(pred: Prediction, frame: int, stat_regions: Sequence[F.Region] | 
     stat_regions = frame_regions(record, frame) if stat_regions is None else stat_regions
     blocks = pred.trace.get("visual", [])
     shown, above = shown_class(pred)
-    proto = F.prototype_for(shown)
-    proto_names = {r.name for r in F.prototype_regions(proto, stat_regions)} if proto else set()
+    proto = facs.prototype_for(shown)
+    proto_names = {r.name for r in facs.prototype_regions(proto, stat_regions)} if proto else set()
     headers = ["region", "AUs", f"prototype ({shown})"]
     headers += [f"attention L{i}" for i in range(1, len(blocks) + 1)]
     headers += [f"kept L{i}" for i in range(1, len(blocks) + 1)]
-    stats = [F.region_stats(stat_regions, b.attention[frame], b.kept[frame]) for b in blocks]
+    stats = [facs.region_stats(stat_regions, b.attention[frame], b.kept[frame]) for b in blocks]
     rows = []
     for r_index, region in enumerate(stat_regions):
         marker = "no FACS prototype" if not proto else ("★ typical, not ground truth" if region.name in proto_names else "")
@@ -210,7 +99,7 @@ def facs_table(pred: Prediction, frame: int, stat_regions: Sequence[F.Region] | 
                 f"**{shown}** — {proto.note}.")
         hint = " The other regions are in the legend: click one to show it."
     else:
-        note = f"**{shown}** ({which}): {F.label_mapping(shown).note}."
+        note = f"**{shown}** ({which}): {facs.label_mapping(shown).note}."
         hint = " The regions are in the legend: click one to show it."
     note += hint if legend_hint else ""
     if not bool(record.face_detected[frame]):
@@ -220,60 +109,39 @@ def facs_table(pred: Prediction, frame: int, stat_regions: Sequence[F.Region] | 
     return FacsTable(headers, rows, note, shown, proto_names)
 
 
-def facs_view(pred: Prediction, frame: int, stat_regions: Sequence[F.Region] | None = None,
-              draw_regions: Sequence[F.Region] | None = None, scale: int = FACS_SCALE) -> FacsView:
-    """The report's FACS overlay image, table and caption for one frame.
+def probabilities_view(pred: Prediction) -> tuple[dict[str, float], str, str]:
+    """The label values, and the probabilities-and-thresholds and modality-contributions charts as SVG
+    markup (:mod:`mesm_viz.svg_charts`: they change on every slider move, and SVG draws fast)."""
+    from mesm_viz.svg_charts import contribution_bars, probability_bars
 
-    The image: first-layer attention as heat (cold cells transparent), every region outlined, the
-    regions of the shown class's prototype in green. ``stat_regions`` (crop size) and ``draw_regions``
-    (``scale`` × crop size) default to :func:`frame_regions`.
-    """
-    record = pred.record
-    table = facs_table(pred, frame, stat_regions, legend_hint=False)
-    draw_regions = frame_regions(record, frame, scale) if draw_regions is None else draw_regions
-    crop = enlarge(record.faces[frame], scale)
-    blocks = pred.trace.get("visual", [])
-    if blocks:
-        heat = normalize_heat(blocks[0].attention[frame], mode="minmax")
-        base = overlay(crop, heat, alpha=0.6, alpha_by_heat=True)
-    else:
-        base = crop.copy()
-    for region in draw_regions:
-        proto = region.name in table.proto_names
-        edge = mask_outline(region.mask, thickness=2 if proto else 1)
-        base[edge] = PROTO_COLOR if proto else REGION_COLOR
-    return FacsView(base, table.headers, table.rows, table.note)
-
-
-def mel_masks_image(pred: Prediction, min_width: int = MEL_MIN_WIDTH, bases: dict | None = None) -> np.ndarray:
-    """The report's picture of :func:`mesm_viz.mel_plot.mel_pictures`: the mel spectrogram (dB, low
-    frequencies at the bottom) and, per sparse layer, its kept cells, stacked with a label strip each.
-
-    Short clips are stretched in time by the integer factor ``min_width // T`` (nearest, so cell
-    boundaries stay exact); clips of ``min_width`` mel frames or more are drawn 1 px per frame.
-    """
-    n_frames = pred.record.mel.shape[1]
-    stretch = (1, max(1, min_width // max(n_frames, 1)))
-    pictures = mel_pictures(pred, bases)
-    return layer_grid([[enlarge(image, stretch)] for image, _ in pictures], [[title] for _, title in pictures],
-                      label_height=14)
-
-
-def probabilities_view(pred: Prediction) -> tuple[dict[str, float], Any, Any]:
-    """The label values, the probabilities-and-thresholds figure and the modality-contributions figure."""
     classes = list(pred.classes)
-    prob_fig = G.class_probabilities_figure(classes, [pred.probabilities[c] for c in classes],
-                                            [pred.thresholds[c] for c in classes],
-                                            title="Class probabilities and thresholds"
-                                            + ("" if pred.threshold_source == "checkpoint" else " (default 0.5)"))
-    modality_fig = G.modality_contributions_figure(
-        classes, {m: [v[c] for c in classes] for m, v in pred.modality_logits.items()}, pred.fusion_weights)
-    return dict(pred.probabilities), prob_fig, modality_fig
+    prob_svg = probability_bars(classes, [pred.probabilities[c] for c in classes],
+                                [pred.thresholds[c] for c in classes],
+                                title="Class probabilities and thresholds"
+                                + ("" if pred.threshold_source == "checkpoint" else " (default 0.5)"))
+    modality_svg = contribution_bars(classes, {m: [v[c] for c in classes] for m, v in pred.modality_logits.items()},
+                                     pred.fusion_weights)
+    return dict(pred.probabilities), prob_svg, modality_svg
 
 
-def numbers(pred: Prediction, cue_rows: Sequence[CueRow] = ()) -> dict[str, Any]:
+def caution(pred: Prediction, min_seconds: float = 1.0) -> str:
+    """A caution when the model saw very little of the clip (shorter than ``min_seconds``), else ""."""
+    record = pred.record
+    seconds = float(record.meta.duration_s or 0.0)
+    if seconds >= min_seconds:
+        return ""
+    frames = int(record.faces.shape[0])
+    chunks = -(-int(record.mel.shape[1]) // max(pred.chunk_frames, 1))
+    return (f"Caution: the clip is {seconds * 1000:.0f} ms long, so the model saw {frames} face frame"
+            f"{'s' * (frames != 1)} and {chunks} mel chunk{'s' * (chunks != 1)} (of 0.4 s, mostly padding). "
+            "A prediction from this little is a guess, however confident it looks.")
+
+
+def numbers(pred: Prediction, cue_rows: Sequence[CueRow] = (), rules: Sequence[Any] = (),
+            keep_floor: bool = True) -> dict[str, Any]:
     """The machine-readable summary the API returns (``/analyze``, ``/set_top_p``); ``cues`` holds the
-    per-layer rows of :func:`mesm_core.cues.clip_cue_rows` (empty for clips without known cues)."""
+    per-layer rows of :func:`mesm_core.cues.clip_cue_rows` (empty for clips without known cues), ``rules``
+    which rule set each sparse layer's masks (:class:`mesm_viz.floors.LayerRule`, empty without a floor)."""
     return {
         "top_p": pred.top_p,
         "arch": pred.arch,
@@ -287,6 +155,9 @@ def numbers(pred: Prediction, cue_rows: Sequence[CueRow] = ()) -> dict[str, Any]
         "transcript": pred.transcript,
         "text_tokens": pred.text_coverage.to_dict() if pred.text_coverage is not None else None,
         "cues": [row.to_dict() for row in cue_rows],
+        "keep_floor": keep_floor,
+        "rules": [{"modality": r.modality, "layer": r.block, "rule": r.rule, "floor_decided": r.decided,
+                   "items": r.items} for r in rules],
     }
 
 
@@ -307,15 +178,30 @@ def cost_curve_figure(points: Sequence[SweepPoint]) -> dict:
     """The FLOPs/kept-vs-p figure (``figures.flops_vs_p_figure``) without a marker, as a plotly JSON dict:
     built once per clip, then :func:`mark_top_p` adds the current p in microseconds."""
     rows = [(p.top_p, p.flops_actual, p.flops_dense, p.mean_kept) for p in points]
-    return G.flops_vs_p_figure(rows, current_p=None).to_plotly_json()
+    return figures.flops_vs_p_dict(rows, current_p=None)
 
 
-def dense_cost_figure(pred: Prediction) -> Any:
+def dense_cost_figure(pred: Prediction) -> Figure:
     """The Cost tab's p-curve panel for a dense model: a flat line and a caption saying why."""
-    return G.flat_cost_figure(float(pred.flops.dense))
+    return figures.flat_cost_dict(float(pred.flops.dense))
 
 
-def cue_summary(rows: Sequence[CueRow], top_p: float | None) -> tuple[Any, str]:
+def caption_flat(figure: Figure, flat_to: float | None, low: float, why: str) -> Figure:
+    """A copy of a cost-curve figure with its flat part (p from ``low`` to ``flat_to``) shaded and captioned
+    with ``why``; unchanged when nothing is flat."""
+    if flat_to is None:
+        return figure
+    layout = dict(figure["layout"])
+    layout["shapes"] = [*layout.get("shapes", ()), dict(type="rect", x0=low, x1=flat_to, y0=0, y1=1, yref="paper",
+                                                         fillcolor="rgba(154,165,177,0.18)", line=dict(width=0),
+                                                         layer="below")]
+    layout["annotations"] = [*layout.get("annotations", ()), dict(
+        x=(low + flat_to) / 2, y=0.5, yref="paper", text=why, showarrow=False, align="center",
+        font=dict(size=11, color="#2d3142"), bgcolor="rgba(255,255,255,0.8)")]
+    return {"data": figure["data"], "layout": layout}
+
+
+def cue_summary(rows: Sequence[CueRow], top_p: float | None) -> tuple[Figure | None, str]:
     """The faithfulness figure (attention and kept cells inside the true cue against chance, per layer)
     and a one-line summary for people. (None, "") without rows."""
     if not rows:
@@ -324,7 +210,7 @@ def cue_summary(rows: Sequence[CueRow], top_p: float | None) -> tuple[Any, str]:
     line = (f"At p = {top_p:.2f}, the layer whose attention is most concentrated on the true cue is "
             f"{best.modality} L{best.block}: {best.attention_in_cue:.0%} of its attention against "
             f"{best.chance:.0%} by chance (×{best.attention_ratio:.1f}).") if top_p is not None else ""
-    return G.cue_figure(rows, top_p), line
+    return figures.cue_dict(rows, top_p), line
 
 
 def mark_top_p(figure: dict, top_p: float | None) -> dict:
@@ -333,8 +219,8 @@ def mark_top_p(figure: dict, top_p: float | None) -> dict:
     layout = dict(figure["layout"])
     if top_p is not None:
         layout["shapes"] = [*layout.get("shapes", ()), dict(type="line", x0=top_p, x1=top_p, y0=0, y1=1, yref="paper",
-                                                             line=dict(color=G.MARK_COLOR, width=2))]
+                                                             line=dict(color=figures.MARK_COLOR, width=2))]
         layout["annotations"] = [*layout.get("annotations", ()), dict(
             x=top_p, y=1, yref="paper", text=f"p = {top_p:g}", showarrow=False, yanchor="bottom",
-            font=dict(color=G.MARK_COLOR))]
+            font=dict(color=figures.MARK_COLOR))]
     return {"data": figure["data"], "layout": layout}

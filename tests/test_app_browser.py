@@ -53,7 +53,8 @@ def app_url(models, tmp_path_factory):
     if os.environ.get("MESM_SCREENSHOT_DIR"):
         checkpoint = os.environ.get("MESM_SCREENSHOT_CHECKPOINT") or next(
             (c for c in bundled_checkpoints() if "mesm" in Path(c).name), None)
-    settings = AppSettings(checkpoint=checkpoint or str(models.make_checkpoint(root / "mesm")),
+    # The test checkpoint's keep floor binds (models.BINDING_FLOORS): the floor's explanation is on the page.
+    settings = AppSettings(checkpoint=checkpoint or str(models.make_checkpoint(root / "mesm", **models.BINDING_FLOORS)),
                            export_dir=str(root / "exports"))
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=1)
@@ -289,7 +290,10 @@ def test_a_bad_file_after_a_good_one_leaves_nothing_stale(page, app_url, media):
     # 6: a container the browser cannot play gets a server-made preview and is analysed.
     avi = media.write_video(root / "film.avi", 30, fps=10, frame=media.face_image(96, 128),
                             audio=media.speechy_audio(3.0))
-    _upload(page, avi)
+    _upload(page, avi)   # 4: the previous clip's transcript is not kept silently
+    expect(status).to_contain_text("the transcript box was cleared")
+    expect(page.locator("#mesm-transcript textarea")).to_have_value("")
+    page.locator("#mesm-transcript textarea").fill(media.TRANSCRIPT)
     video = page.locator("#mesm-preview video")
     expect(video).to_be_visible(timeout=60_000)
     assert ".mp4" in (video.get_attribute("src") or "")
@@ -299,4 +303,78 @@ def test_a_bad_file_after_a_good_one_leaves_nothing_stale(page, app_url, media):
     shown = int(page.get_by_label("number input for Selected frame").input_value())
     assert _selected_thumbnail(page) == shown     # the highlight sits on the frame the views show
     expect(page.get_by_role("tab", name="Ground truth")).to_have_count(0)   # no known cues: no ground truth
+    _no_error_badges(page)
+
+
+def _plot_fits(page, selector: str) -> bool:
+    """A plotly plot fills its box's width (not plotly's 700 px default of a plot drawn hidden)."""
+    return page.eval_on_selector(selector, """box => {
+        const plot = box.querySelector('.js-plotly-plot');
+        const svg = plot && plot.querySelector('.main-svg');
+        return !!svg && Math.abs(svg.getBoundingClientRect().width - plot.parentElement.getBoundingClientRect().width) < 8;
+    }""")
+
+
+def test_what_a_user_meets_floors_enter_tabs_and_strip(page, app_url, media):
+    """Issue 17, "what a user meets": the keep floor explained (which layers, which p range, which rule per
+    layer) with the paper's rule one click away; Enter in the top-p box applies; charts in tabs opened later
+    fit their box; the whole strip is visible, its label above the thumbnails."""
+    from playwright.sync_api import expect
+
+    status, flops = page.locator("#mesm-status"), page.locator("#mesm-flops")
+    page.get_by_role("button", name="sad_10s", exact=True).click()   # 20 sampled frames
+    expect(status).to_contain_text("its transcript was filled in from", timeout=60_000)
+    _analyze(page)
+    # 1. The floor (the test checkpoint keeps 80 % of each face's cells; its attention is flat, p is 0.7).
+    note = page.locator("#mesm-floor-note")
+    expect(note).to_contain_text("Keep floor.", timeout=60_000)
+    expect(note).to_contain_text("the floor, not p, set the masks of face")
+    expect(note).to_contain_text("set the masks of face")
+    expect(note.locator("table")).to_contain_text("floor")
+    expect(page.locator("#mesm-floor-range")).to_contain_text("Over the slider", timeout=120_000)
+    expect(page.locator("#mesm-layers")).to_contain_text("set by the keep floor")
+    paper = page.locator("#mesm-paper-rule input[type=checkbox]")
+    import re
+
+    expect(page.locator("#mesm-paper-rule")).to_contain_text(re.compile("accuracy cost", re.IGNORECASE))
+    paper.check()
+    expect(status).to_contain_text("Paper's rule (keep floors off)", timeout=60_000)
+    expect(note).to_contain_text("the nucleus alone sets every mask")
+    expect(page.locator("#mesm-layers")).not_to_contain_text("set by the keep floor")
+    paper.uncheck()
+    expect(status).to_contain_text("Checkpoint's rule", timeout=60_000)
+    # 3. Enter in the top-p number box applies the value (it did nothing).
+    box = page.get_by_label("number input for top-p (nucleus share kept)")
+    box.fill("0.3")
+    box.press("Enter")
+    expect(flops).to_contain_text("p = 0.30", timeout=60_000)
+    # 5. The whole strip at 1400 px: every thumbnail inside the strip's box, the label above it.
+    page.locator("#mesm-strip .thumbnail-item").nth(19).wait_for(timeout=60_000)
+    strip = page.locator("#mesm-strip").bounding_box()
+    for i in range(20):
+        thumb = page.locator("#mesm-strip .thumbnail-item").nth(i).bounding_box()
+        assert thumb["x"] >= strip["x"] - 1 and thumb["x"] + thumb["width"] <= strip["x"] + strip["width"] + 1, i
+    label = page.get_by_text("Sampled frames", exact=False).first.bounding_box()
+    first = page.locator("#mesm-strip .thumbnail-item").first.bounding_box()
+    assert label["y"] + label["height"] <= first["y"]
+    # 2. Charts in tabs opened after an analysis are drawn at their box's width (the issue's steps).
+    for tab in ("Audio", "Cost", "Face"):
+        page.get_by_role("tab", name=tab).click()
+    clip = media.make_face_clip(app_url[1] / "second.mp4", seconds=2.0)
+    _upload(page, clip)
+    page.locator("#mesm-transcript textarea").fill(media.TRANSCRIPT)
+    _analyze(page)
+    for tab, view in (("Audio", "#mesm-mel"), ("Cost", "#mesm-pcurve")):
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_selector(f"{view} .js-plotly-plot .main-svg", timeout=120_000)
+        page.wait_for_timeout(500)
+        assert _plot_fits(page, view), tab
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.wait_for_timeout(1000)
+    assert _plot_fits(page, "#mesm-pcurve")
+    page.get_by_role("tab", name="Face").click()
+    page.wait_for_timeout(1000)
+    for view in ("#mesm-layers", "#mesm-facs"):   # a re-fit keeps the figure's height
+        assert _plot_fits(page, view) and page.eval_on_selector(
+            view, "box => box.querySelector('.main-svg').getBoundingClientRect().height") > 300, view
     _no_error_badges(page)

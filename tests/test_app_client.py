@@ -13,20 +13,21 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]  # a live server
 
-# Order of the /analyze outputs (see mesm_viz.app.build_app): state, the Ground truth tab and the buttons
-# are not part of the API.
+# Order of the /analyze outputs (see mesm_viz.app: Components.results): state, the Ground truth tab and the
+# buttons are not part of the API.
 ANALYZE = ["gallery", "frame_index", "frame_img", "layer_plot", "facs_plot", "facs_table", "facs_note", "label",
            "prob_plot", "modality_plot", "mel_plot", "flops_plot", "flops_p_plot", "flops_text", "numbers", "cue_md",
-           "cue_plot", "clip_md", "text_note", "export_file", "status"]
-P_VIEWS = ["layer_plot", "facs_plot", "facs_table", "facs_note", "label", "prob_plot", "modality_plot", "mel_plot",
-           "flops_plot", "flops_p_plot", "flops_text", "numbers", "cue_md", "cue_plot"]
+           "cue_plot", "clip_md", "text_note", "floor_note", "floor_range", "export_file", "status"]
+# Every p view (Components.views): the header, then the Face, Audio, Ground truth and Cost tabs' parts.
+P_VIEWS = ["label", "prob_plot", "modality_plot", "flops_text", "floor_note", "layer_plot", "facs_plot", "facs_table",
+           "facs_note", "mel_plot", "cue_md", "cue_plot", "flops_plot", "flops_p_plot", "numbers"]
 SET_TOP_P = [*P_VIEWS, "top_p", "status"]
 SET_TRANSCRIPT = [*P_VIEWS, "text_note", "status"]
 SELECT_FRAME = ["gallery", "frame_index", "frame_img", "layer_plot", "facs_plot", "facs_table", "facs_note", "status"]
 
 
-def _digest(figure: dict) -> str:
-    return hashlib.sha1(figure["plot"].encode("utf-8")).hexdigest()
+def _digest(figure: str) -> str:
+    return hashlib.sha1(figure.encode("utf-8")).hexdigest()
 
 
 def _value(output):
@@ -51,7 +52,7 @@ def served(media, models, tmp_path_factory):
     from mesm_viz.app import build_app, launch_kwargs
     from mesm_viz.studio import AppSettings
 
-    checkpoint = models.make_checkpoint(root / "mesm")
+    checkpoint = models.make_checkpoint(root / "mesm", **models.BINDING_FLOORS)   # the floor note has work to do
     settings = AppSettings(checkpoint=str(checkpoint), export_dir=str(root / "exports"), max_upload_mb=5)
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=1)
@@ -88,7 +89,8 @@ def test_analyze_then_move_top_p(served):
     assert out["status"].startswith("**Done:**"), out["status"]
     first = out["numbers"]
     assert first["top_p"] == 0.3 and len(out["gallery"]) == 4  # 2 s at one frame per 0.5 s
-    assert json.loads(out["layer_plot"]["plot"])["data"] and json.loads(out["mel_plot"]["plot"])["layout"]["images"]
+    assert json.loads(out["layer_plot"])["data"] and json.loads(out["mel_plot"])["layout"]["images"]  # plotly JSON
+    assert out["prob_plot"].startswith("<svg") and "threshold" in out["prob_plot"]
     assert "tokens used" in out["text_note"]
 
     high = dict(zip(SET_TOP_P, client.predict(0.9, api_name="/set_top_p")))
@@ -104,8 +106,23 @@ def test_analyze_then_move_top_p(served):
     low = dict(zip(SET_TOP_P, client.predict(0.3, api_name="/set_top_p")))
     assert low["numbers"]["flops_actual"] == pytest.approx(first["flops_actual"])
 
-    curve, text = client.predict(api_name="/cost_curve")
-    assert json.loads(curve["plot"])["data"] and "FLOPs" in text
+    curve, text, floor_range, clip = client.predict(api_name="/cost_curve")
+    assert "every slider position run in" in clip
+    assert json.loads(curve)["data"] and "FLOPs" in text
+    assert "Over the slider" in floor_range and "the keep floor fixes" in floor_range   # the tiny preset has floors
+
+
+def test_the_paper_rule_switches_the_floors_off(served):
+    """A checkpoint with keep floors: /set_floors runs the nucleus alone (the paper's rule) and back."""
+    client = served["client"]
+    _analyze(client, served["clip"], served["transcript"], served["checkpoint"], 0.3)
+    paper = dict(zip(SET_TOP_P[:-2] + ["status"], client.predict(True, api_name="/set_floors")))
+    assert paper["numbers"]["keep_floor"] is False and paper["numbers"]["rules"] == []
+    assert "Paper's rule" in paper["status"] and "Paper's rule" in paper["floor_note"]
+    back = dict(zip(SET_TOP_P[:-2] + ["status"], client.predict(False, api_name="/set_floors")))
+    assert back["numbers"]["keep_floor"] is True and back["numbers"]["rules"]
+    assert back["numbers"]["flops_actual"] > paper["numbers"]["flops_actual"]   # the floor keeps more cells
+    assert {r["rule"] for r in back["numbers"]["rules"]} <= {"floor", "nucleus"}
 
 
 def test_a_typed_top_p_out_of_range_is_applied_clamped(served):
@@ -128,7 +145,7 @@ def test_transcript_frame_and_export(served):
     assert "re-encoded" in edited["status"] and "tokens used" in edited["text_note"]
 
     frame = dict(zip(SELECT_FRAME, client.predict(3, api_name="/select_frame")))
-    assert Path(frame["frame_img"]).is_file() and json.loads(frame["layer_plot"]["plot"])["data"]
+    assert Path(frame["frame_img"]).is_file() and json.loads(frame["layer_plot"])["data"]
 
     zip_path, status = client.predict(api_name="/export")
     with zipfile.ZipFile(zip_path) as archive:
@@ -178,8 +195,9 @@ def test_preview_of_any_container(served, media):
 
 
 def test_checkpoint_info_endpoint(served):
-    slider, note, model = served["client"].predict(served["checkpoint"], api_name="/checkpoint_info")
+    slider, note, model, paper_rule = served["client"].predict(served["checkpoint"], api_name="/checkpoint_info")
     assert "MESM" in note and "does not record its training data" in model
+    assert paper_rule["visible"] is True and "not recorded" in paper_rule["info"]   # a checkpoint with floors
 
 
 def test_follow_up_steps_never_drop_a_newer_trigger(models, tmp_path):
@@ -191,7 +209,8 @@ def test_follow_up_steps_never_drop_a_newer_trigger(models, tmp_path):
     demo = build_app(AppSettings(checkpoint=str(models.make_checkpoint(tmp_path / "mesm"))))
     steps = [(dep, getattr(fn.fn, "__name__", "")) for dep, fn in zip(demo.config["dependencies"], demo.fns.values())]
     previews = [dep for dep, _ in steps if dep.get("api_name") == "preview"]
-    cost_curves = [dep for dep, name in steps if name == "cost_curve"]      # after analyze, and after each retext
-    assert len(previews) == 1 and len(cost_curves) == 3
+    # after analyze, the floor switch, and each way to re-run the transcript
+    cost_curves = [dep for dep, name in steps if name == "cost_curve"]
+    assert len(previews) == 1 and len(cost_curves) == 4
     assert all(dep["trigger_mode"] == "always_last" for dep in previews + cost_curves)
     demo.close()

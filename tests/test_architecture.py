@@ -228,7 +228,6 @@ ARCH_NAMES_DECLARED = {"mesm_core.config", "mesm_core.presets", "mesm_core.model
 KNOWN_ARCH_TESTS = {
     "mesm_core.model_card": "being rewritten on main (it applies the capability pattern there)",
     "mesm_core.training.selection": "MESM's selection training, being reworked on main",
-    "mesm_viz.studio": "the studio rewrite (issue 18, item 3) is another branch",
 }
 
 

@@ -58,7 +58,8 @@ def test_analyze_views(analysed, studio):
     state, clip, frame, pview, status = analysed
     assert isinstance(state, StudioState)
     json.dumps(state.to_dict())  # the session state is small and JSON-able: no tensors
-    assert set(state.to_dict()) == {"key", "video", "transcript", "checkpoint", "top_p", "frame", "cue_file"}
+    assert set(state.to_dict()) == {"key", "video", "transcript", "checkpoint", "top_p", "frame", "cue_file",
+                                    "keep_floor", "shown"}
     entry = studio.entries[state.key]
     record = entry.record
     n = record.faces.shape[0]
@@ -71,12 +72,16 @@ def test_analyze_views(analysed, studio):
     assert titles[0::2] == ["L1 attention · 24×24 cells", "L2 attention · 12×12 cells", "L3 attention · 6×6 cells"]
     assert all(t.startswith(f"L{i} kept · ") for i, t in zip((1, 2, 3), titles[1::2]))
     assert [len(h["z"]) for h in _heatmaps(frame.layer_fig)] == [24, 24, 12, 12, 6, 6]
-    assert "attention" in _heatmaps(frame.layer_fig)[0]["text"][0][0]  # hover: the cell's own value
+    first = _heatmaps(frame.layer_fig)[0]   # hover: the cell's own value, its rank and its fate
+    assert "attention %{customdata[2]:.4f}" in first["hovertemplate"] and len(first["customdata"][0][0]) == 4
+    assert first["text"][0][0] in ("kept", "dropped")
     assert len(frame.facs_headers) == 3 + 2 * 3 and all(len(r) == len(frame.facs_headers) for r in frame.facs_rows)
     assert "not ground truth" in frame.facs_note
     assert set(pview.label) == set(studio.predictor(state.checkpoint).classes)
     mel = pview.mel_fig["layout"]
-    assert len(mel["images"]) == 4 and mel["xaxis4"]["title"]["text"] == "time (s)"  # mel + 3 layers, real axes
+    # mel + per layer the grey spectrogram and its kept-cell mask (a small overlay), on real axes
+    assert len(mel["images"]) == 7 and mel["xaxis4"]["title"]["text"] == "time (s)"
+    assert mel["images"][1]["source"] == mel["images"][3]["source"]   # one grey picture, served once
     assert "kHz" in " ".join(mel["yaxis"]["ticktext"])
     assert pview.numbers["top_p"] == 0.5 and pview.numbers["flops_actual"] < pview.numbers["flops_dense"]
     assert pview.numbers["cues"] == [] and pview.cue_fig is None  # a clip without known cues
@@ -114,7 +119,7 @@ def test_top_p_change_reuses_prepared_clip(analysed, studio, monkeypatch):
         assert p_low.numbers["kept_cells"][modality][0] < p_high.numbers["kept_cells"][modality][0]
     kept = [h["z"] for h in _heatmaps(f_low.layer_fig)[1::2]], [h["z"] for h in _heatmaps(f_high.layer_fig)[1::2]]
     assert kept[0] != kept[1]
-    assert p_low.mel_fig["layout"]["images"][1]["source"] != p_high.mel_fig["layout"]["images"][1]["source"]
+    assert p_low.mel_fig["layout"]["images"][2]["source"] != p_high.mel_fig["layout"]["images"][2]["source"]
     assert p_low.numbers["flops_dense"] == p_high.numbers["flops_dense"]
 
 
@@ -137,14 +142,15 @@ def test_cost_curve_is_the_predictors_sweep(analysed, studio, monkeypatch):
     monkeypatch.setattr(Predictor, "sweep", lambda self, *a, **kw: calls.append(a) or sweep(self, *a, **kw))
     fig, text = studio.cost_curve(state)
     assert len(calls) == 1  # the one sweep implementation
-    assert [p.top_p for p in entry.sweep] == list(TOP_P_GRID)
-    actual = [p.flops_actual for p in entry.sweep]
-    assert actual[0] < actual[-1] and actual[-1] <= entry.sweep[-1].flops_dense * (1 + 1e-9)
+    points = entry.sweeps[True]
+    assert [p.top_p for p in points] == list(TOP_P_GRID)   # every slider position
+    actual = [p.flops_actual for p in points]
+    assert actual[0] <= actual[-1] and actual[-1] <= points[-1].flops_dense * (1 + 1e-9)
     assert fig["data"] and "FLOPs" in text
-    assert fig["layout"]["shapes"][-1]["x0"] == 0.5  # the current p is marked
-    # Grid predictions are cached, the one shown already reused: a move onto the grid needs no new run.
-    assert entry.grid[0.7] is entry.sweep[6].prediction
-    assert entry.sweep[4].prediction is studio.prediction(entry, 0.5)
+    assert any(shape.get("x0") == 0.5 and shape["type"] == "line" for shape in fig["layout"]["shapes"])  # p marked
+    # Every slider position is cached, the one shown reused: a slider move afterwards needs no new run.
+    assert studio.prediction(entry, 0.7) is points[13].prediction
+    assert points[9].prediction is studio.prediction(entry, 0.5)
     studio.cost_curve(state)
     assert len(calls) == 1  # once per clip
 
@@ -198,13 +204,14 @@ def test_no_face_clip_keeps_audio_and_text_views(studio, world):
 
 
 def test_fe2e_checkpoint_disables_top_p(studio, world):
-    active, default, note = studio.top_p_control(str(world["fe2e"]))
-    assert active is False and default is None and "FE2E" in note
+    control = studio.top_p_control(str(world["fe2e"]))
+    assert control.interactive is False and control.default_p is None and "FE2E" in control.note
+    assert control.floors == {}                     # no floor switch for a dense model
     state, clip, frame, pview, status = studio.analyze(str(world["face"]), "", str(world["fe2e"]), 0.3)
     assert state.top_p is None and pview.numbers["kept_cells"] == {}
     assert pview.numbers["flops_actual"] == pview.numbers["flops_dense"]
     fig, text = studio.cost_curve(state)  # the Cost tab's p-curve panel says why it is flat
-    assert "FE2E is dense" in fig.layout.annotations[0].text and "does not apply" in text
+    assert "FE2E is dense" in fig["layout"]["annotations"][0]["text"] and "does not apply" in text
     assert "FE2E" in status
     assert _titles(frame.layer_fig) == ["face crop (dense model: no attention to show)"]
 
@@ -212,8 +219,8 @@ def test_fe2e_checkpoint_disables_top_p(studio, world):
 def test_checkpoint_choices(studio, world):
     paths = [path for _, path in studio.checkpoint_choices()]
     assert str(world["mesm"].resolve()) in paths and str(world["fe2e"].resolve()) in paths
-    active, default, _ = studio.top_p_control(str(world["mesm"]))
-    assert active and default == pytest.approx(0.7)   # mesm_small is deployed at p = 0.7
+    control = studio.top_p_control(str(world["mesm"]))
+    assert control.interactive and control.default_p == pytest.approx(0.7)   # mesm_small is deployed at p = 0.7
 
 
 @pytest.mark.parametrize("case", ["no_video", "garbage", "no_audio", "empty_transcript", "bad_checkpoint", "no_state",
@@ -267,6 +274,17 @@ def test_bad_input_gives_clear_errors_in_the_users_terms(studio, world, media, t
         assert "<details><summary>Technical detail</summary>" in shown  # the detail, one click away
 
 
+def test_a_50_ms_clip_gets_a_caution(studio, media, tmp_path):
+    """The model sees one frame and one (mostly padded) mel chunk of a 50 ms clip: the status says so."""
+    clip = media.write_video(tmp_path / "blink.mp4", 1, fps=20, frame=media.face_image(96, 96),
+                             audio=media.speechy_audio(0.05))
+    state, clip_view, frame, pview, status = studio.analyze(str(clip), media.TRANSCRIPT, None, 0.5)
+    assert "Caution: the clip is 50 ms long" in status and "1 face frame and 1 mel chunk" in status
+    long_enough = studio.analyze(str(media.make_face_clip(tmp_path / "long.mp4", seconds=2.0)), media.TRANSCRIPT,
+                                 None, 0.5).status
+    assert "Caution" not in long_enough
+
+
 def test_silent_audio_is_flagged_not_fatal(studio, media, tmp_path):
     video = media.write_video(tmp_path / "silent.mp4", 10, fps=10, frame=media.face_image(96, 96),
                               audio=np.zeros(16000, np.float32))
@@ -289,7 +307,7 @@ def test_discover_checkpoints(world, tmp_path):
 def test_warm_up_loads_model_and_detector(world, tmp_path):
     studio = Studio(AppSettings(checkpoint=str(world["mesm"])))
     studio.warm_up()
-    predictor = studio.predictors[studio.default_checkpoint()]
+    predictor = studio.pool.predictors[studio.default_checkpoint()]
     assert predictor.detector._mtcnn is not None  # MTCNN built before the first upload
     Studio(AppSettings(checkpoint=str(tmp_path / "missing"))).warm_up()  # logs, never raises
 
@@ -336,6 +354,28 @@ def test_model_info_says_what_the_checkpoint_learned_from(studio, world):
     assert studio.model_info(str(world["root"])) is None  # not a checkpoint
 
 
+def test_a_checkpoint_you_train_says_what_it_learned_from(studio, world, tmp_path):
+    """A checkpoint written by the trainer records its data (mesm_core.training.checkpointing); the page shows
+    it, and a synthetic-data checkpoint keeps the synthetic notice."""
+    import shutil
+
+    folder = tmp_path / "trained"
+    shutil.copytree(world["mesm"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["metadata"] = {"training_data": {
+        "kind": "synthetic", "source": "data/synthetic", "source_seed": 0, "train_seed": 1,
+        "splits": {"train": 840, "valid": 120, "test": 240},
+        "description": "the synthetic dataset (data/synthetic, dataset seed 0; cache synthetic_cache): train 840 / "
+                       "valid 120 / test 240 clips; training seed 1"}}
+    (folder / "config.json").write_text(json.dumps(config))
+    info = studio.model_info(str(folder))
+    assert info.synthetic and info.source == "config.json" and "train 840" in info.trained_on
+    text = info.markdown()
+    assert text.startswith("⚠️ **Trained on synthetic clips only.**")
+    assert "kind synthetic · source `data/synthetic` · dataset seed 0 · training seed 1" in text
+    assert "Trained on (not recorded)" not in text
+
+
 def test_analysis_reports_progress_by_stage(studio, world, media, tmp_path):
     video = media.make_face_clip(tmp_path / "fresh.mp4", seconds=1.0)
     stages = []
@@ -362,7 +402,7 @@ def test_sample_clips_show_their_true_cues(studio, world):
     assert pview.numbers["cues"] == [r.to_dict() for r in rows]
     assert {(r["modality"], r["block"]) for r in pview.numbers["cues"]} == {(m, b) for m in ("visual", "audio")
                                                                              for b in (1, 2, 3)}
-    assert pview.cue_fig is not None and "vs chance" in pview.cue_fig.layout.title.text and pview.cue_text
+    assert pview.cue_fig is not None and "vs chance" in pview.cue_fig["layout"]["title"]["text"] and pview.cue_text
     cue_legend = "true cue region (ground truth)"
     assert any(t.get("name") == cue_legend for t in frame.layer_fig["data"])
     assert any(t.get("name") == cue_legend for t in frame.facs_fig["data"])

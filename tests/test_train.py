@@ -117,6 +117,26 @@ def test_sampler_shards_cover_the_data(n, world):
     assert merged == list(range(n))  # each sample exactly once
 
 
+def test_training_data_record_names_kind_source_seeds_and_splits(tmp_path):
+    """The record a checkpoint keeps of its data: the cache's dataset kind and source, the source's own seed
+    (the synthetic generator's dataset.json), the training seed and the split sizes, and a sentence."""
+    from mesm_core.config import DataConfig
+    from mesm_core.data.cache import write_cache_info
+    from mesm_core.training.checkpointing import training_data_record
+
+    source = tmp_path / "synthetic"
+    source.mkdir()
+    (source / "dataset.json").write_text(json.dumps({"seed": 7, "n_clips": 12}))
+    cache = tmp_path / "cache"
+    write_cache_info(cache, DataConfig(), ("a", "b"), dataset="synthetic", source=str(source))
+    record = training_data_record(cache, {"train": [0] * 8, "valid": [0] * 2, "test": [0] * 2}, "synthetic", 3)
+    assert record["kind"] == "synthetic" and record["source"] == str(source) and record["source_seed"] == 7
+    assert record["train_seed"] == 3 and record["splits"] == {"train": 8, "valid": 2, "test": 2}
+    assert "synthetic" in record["description"] and "dataset seed 7" in record["description"]
+    bare = training_data_record(tmp_path / "nothing", {"train": [0]}, None, 0)   # no cache.json: still a record
+    assert bare["kind"] == "unknown" and bare["source_seed"] is None
+
+
 def test_rng_state_round_trip():
     torch.manual_seed(1)
     np.random.seed(1)
@@ -275,6 +295,15 @@ def test_run_writes_checkpoints_logs_and_config(straight_run, tiny_cache):
     assert info.thresholds is not None and len(info.thresholds) == 6
     assert all(0.05 <= t <= 0.95 for t in info.thresholds)
     assert info.metadata["validation"]["split"] == "valid"
+    # What the run learned from, recorded in the checkpoint and read back for the studio (issue 17, item 7).
+    from mesm_core.checkpoint import read_checkpoint_info, read_training_data
+
+    for folder in ("best", "last"):
+        record = read_checkpoint_info(straight_run / folder).metadata["training_data"]
+        assert record["kind"] == "tiny-test" and record["splits"] == {"train": 6, "valid": 5, "test": 5}
+        assert record["train_seed"] == saved.train.seed and record["source"] == "tests/helpers/training.py"
+    training = read_training_data(straight_run / "best")
+    assert training.source == "config.json" and "tiny-test" in training.description
     test = json.loads((straight_run / "test_metrics.json").read_text())
     assert test["thresholds"] == pytest.approx(info.thresholds)  # test uses validation thresholds
     assert test["n_samples"] == 5

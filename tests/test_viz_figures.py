@@ -54,7 +54,8 @@ def test_class_probabilities_figure():
     probs = np.array([0.9, 0.1, 0.4, 0.2, 0.6, 0.05])
     thr = [0.5, 0.5, 0.3, 0.5, 0.7, 0.5]
     fig = class_probabilities_figure(classes, probs, thr, labels=["ang"])
-    bars, marks = fig.data
+    bars, halo, marks = fig.data
+    assert halo.marker.color == "white" and marks.marker.color == "#2d3142"  # visible on an orange bar too
     assert bars.type == "bar" and marks.name == "threshold"
     np.testing.assert_allclose(marks.y, thr)
     assert bars.x[0] == "ang ★"
@@ -92,3 +93,24 @@ def test_mel_figure_with_mask_contour():
     assert len(mel_figure(mel).data) == 1
     with pytest.raises(ValueError):
         mel_figure(mel, mask=mask[:, :10])
+
+
+def test_dict_figures_are_plain_plotly_json():
+    """The studio sends the *_dict figures to plotly.js as they are: no plotly.py-only shorthand
+    (``marker_color`` is understood by go.Figure, not by plotly.js, which then drops the colours)."""
+    from mesm_core.cues import CueRow
+    from mesm_viz import figures
+
+    built = [
+        figures.flops_bar_dict(_report()),
+        figures.flops_vs_p_dict([(0.5, 1e9, 3e9, 0.3), (0.9, 2e9, 3e9, 0.8)], current_p=0.5),
+        figures.class_probabilities_dict(["a", "b"], [0.2, 0.9], 0.5),
+        figures.modality_contributions_dict(["a", "b"], {"text": [1.0, 2.0], "audio": [0.5, -1.0]}, [1.0, 0.5]),
+        figures.flat_cost_dict(1e9),
+        figures.cue_dict([CueRow("visual", 1, (24, 24), 0.3, 0.25, 0.1, 0.1, 5)], 0.5),
+    ]
+    for figure in built:
+        checked = go.Figure(figure).to_plotly_json()
+        for ours, plotly_json in zip(figure["data"], checked["data"]):
+            assert set(ours) <= set(plotly_json), set(ours) - set(plotly_json)
+        assert set(figure["layout"]) <= set(checked["layout"]), set(figure["layout"]) - set(checked["layout"])

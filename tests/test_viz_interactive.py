@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mesm_core.cues import CueRow
-from mesm_viz import figures as G
+from mesm_viz import figures
 from mesm_viz.face_plots import CUE_LEGEND, facs_figure, layer_grid_figure
 from mesm_viz.mel_plot import mel_figure
 from mesm_viz.plotly_canvas import cell_edges
@@ -52,10 +52,16 @@ def test_layer_grid_figure_is_text_and_cells(prediction):
     json.dumps(figure)                 # plain JSON: no numpy left
     titles = [a["text"] for a in figure["layout"]["annotations"]]
     assert titles[0] == "L1 attention · 24×24 cells" and titles[1].startswith("L1 kept · ")
-    images = [t for t in figure["data"] if t["type"] == "image"]
-    assert len(images) == 6 and all(t["source"].startswith("data:image/png;base64,") for t in images)
+    images = figure["layout"]["images"]     # the crop under every panel, one picture (a URL in the studio)
+    assert len(images) == 6 and all(i["source"].startswith("data:image/png;base64,") for i in images)
+    assert len({i["source"] for i in images}) == 1 and {i["xref"] for i in images} == {"x", *(f"x{k}" for k in range(2, 7))}
     heat = next(t for t in figure["data"] if t["type"] == "heatmap")
-    assert heat["dx"] == 2.0 and "rank" in heat["text"][0][0]   # 48 px / 24 cells; hover names the rank
+    assert heat["dx"] == 2.0 and "rank %{customdata[3]}" in heat["hovertemplate"]   # 48 px / 24 cells; hover: rank
+    served = layer_grid_figure(prediction, 0, image=lambda picture: "/pictures/crop.png")
+    assert {i["source"] for i in served["layout"]["images"]} == {"/pictures/crop.png"}
+    ruled = layer_grid_figure(prediction, 0, rules=["floor", "nucleus", "nucleus"])
+    assert [a["text"].split("<br>")[1] for a in ruled["layout"]["annotations"][1::2]] == [
+        "set by the keep floor", "set by the nucleus (top-p)", "set by the nucleus (top-p)"]
     assert not any(t.get("name") == CUE_LEGEND for t in figure["data"])
     cue = np.zeros((48, 48), bool)
     cue[10:30, 10:30] = True
@@ -83,7 +89,10 @@ def test_facs_figure_labels_the_prototype_and_hides_the_rest(prediction):
 def test_mel_figure_has_time_and_frequency_axes(prediction):
     figure = mel_figure(prediction)
     layout = figure["layout"]
-    assert len(layout["images"]) == 4 and layout["xaxis4"]["title"]["text"] == "time (s)"
+    # the spectrogram, then per layer the grey spectrogram and a transparent kept-cell mask over it
+    assert len(layout["images"]) == 7 and layout["xaxis4"]["title"]["text"] == "time (s)"
+    masks = layout["images"][2::2]
+    assert all(m["source"].startswith("data:image/png;base64,") and len(m["source"]) < 20_000 for m in masks)
     assert layout["yaxis"]["ticktext"][:3] == ["250 Hz", "500 Hz", "1 kHz"]
     n_mels, n_frames = prediction.record.mel.shape
     assert layout["yaxis"]["range"] == [0, n_mels] and layout["xaxis"]["range"][1] == pytest.approx((n_frames - 0.5) * 0.0125)
@@ -97,8 +106,8 @@ def test_mel_figure_has_time_and_frequency_axes(prediction):
 
 def test_cue_and_dense_cost_figures():
     rows = [CueRow("visual", 1, (24, 24), 0.3, 0.25, 0.1, 0.1, 5), CueRow("audio", 1, (64, 16), 0.02, 0.0, 0.04, 0.04, 3)]
-    figure = G.cue_figure(rows, 0.5)
+    figure = figures.cue_figure(rows, 0.5)
     assert [t.name for t in figure.data] == ["attention in cue", "kept cells in cue", "chance (cue share of the grid)"]
     assert list(figure.data[0].y) == pytest.approx([30.0, 2.0]) and "p = 0.50" in figure.layout.title.text
-    flat = G.flat_cost_figure(1.2e9)
+    flat = figures.flat_cost_figure(1.2e9)
     assert set(flat.data[0].y) == {1.2} and "FE2E is dense" in flat.layout.annotations[0].text

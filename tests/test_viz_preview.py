@@ -34,6 +34,11 @@ def test_no_sound_is_said_and_no_video_is_no_preview(media, tmp_path):
     mute = media.write_video(tmp_path / "mute.mkv", 10, fps=10, frame=np.full((64, 64, 3), 90, np.uint8))
     preview = make_preview(mute, tmp_path / "out")
     assert preview.path and preview.note == "“mute.mkv” has no sound track."
+    # A soundless MP4 the browser plays as it is says so too (issue 17: it did not).
+    silent_mp4 = media.write_video(tmp_path / "mute.mp4", 10, fps=10, frame=np.full((64, 64, 3), 90, np.uint8))
+    assert browser_playable(silent_mp4)
+    shown = make_preview(silent_mp4, tmp_path / "out")
+    assert shown.path == str(silent_mp4) and not shown.transcoded and shown.note == "“mute.mp4” has no sound track."
     wav = media.write_wav(tmp_path / "voice.wav", media.tone(1.0))
     assert make_preview(wav, tmp_path / "out").note == "No preview: “voice.wav” has no picture track."
 

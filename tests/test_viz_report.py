@@ -10,7 +10,8 @@ import pytest
 from mesm_core.config import DataConfig
 from mesm_core.inference import Predictor
 from mesm_viz import report
-from mesm_viz.views import best_frame, frame_regions, layer_grid_image
+from mesm_viz.report_figures import face_layers_figure
+from mesm_viz.views import best_frame, frame_regions
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -64,7 +65,7 @@ def test_report_shows_the_chosen_frame(prediction, tmp_path, frame):
 def test_no_face_frames_still_report_the_audio(predictor, media, tmp_path):
     clip = media.make_noface_clip(tmp_path / "noface.mp4")
     pred = predictor.predict(clip, "hello there", 0.5, data_config=DataConfig(no_face_policy="skip"))
-    assert layer_grid_image(pred, 0) is None
+    assert face_layers_figure(pred, 0) is None
     body = json.loads(report.write_full_report(pred, tmp_path / "rep").read_text())
     assert body["facs"]["frame"] is None and "face view is empty" in body["facs"]["note"]
     assert "mel_masks.png" in body["files"] and "face_layers.png" not in body["files"]
@@ -97,3 +98,31 @@ def test_cli_requires_the_report_folder(clip, capsys):
     with pytest.raises(SystemExit) as info:
         report.main([str(clip)])
     assert info.value.code == 2 and "--report" in capsys.readouterr().err
+
+
+def test_report_pngs_are_publication_ready(prediction, tmp_path):
+    """Issue 17 item 6: titled panels, axes, a legend and colour bars, at print resolution, in a font that has
+    the glyphs the captions use (×, ·, –): no missing-glyph boxes, spaces kept."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+    from PIL import Image
+
+    from mesm_viz import report_figures
+
+    font = FT2Font(font_manager.findfont(report_figures.STYLE["font.family"], fallback_to_default=False))
+    assert all(font.get_char_index(ord(ch)) for ch in "×·–≤★")
+    layers = report_figures.face_layers_figure(prediction, 0)
+    texts = [t.get_text() for ax in layers.axes for t in (ax.title,)]
+    assert "L1 attention · 24×24 cells" in texts and any(t.startswith("L1 kept · ") for t in texts)
+    assert any(ax.get_label() == "<colorbar>" for ax in layers.axes)          # the attention scale
+    mel = report_figures.mel_masks_figure(prediction)
+    rows = [ax for ax in mel.axes if ax.get_label() != "<colorbar>"]
+    assert rows[-1].get_xlabel() == "time (s)" and "kHz" in " ".join(t.get_text() for t in rows[0].get_yticklabels())
+    body = json.loads(report.write_full_report(prediction, tmp_path).read_text())
+    regions = frame_regions(prediction.record, body["facs"]["frame"])
+    overlay = report_figures.facs_figure(prediction, body["facs"]["frame"], regions, set(), "happy")
+    legend = next(ax.get_legend() for ax in overlay.axes if ax.get_legend() is not None)
+    assert len(legend.get_texts()) == len(regions) and "FACS regions" in legend.get_title().get_text()
+    for name in PNGS:
+        width, height = Image.open(tmp_path / name).size
+        assert width >= 1000 and height >= 600, (name, width, height)   # 200 dpi, not 288×288

@@ -189,6 +189,7 @@ class Trainer:
                 raise DataDirError(f"{cache}: the {split} split is empty")
         self.valid_ids = _split_ids(self.datasets["valid"])
         self.dataset_name = self.family.dataset_name(cache)
+        self.training_data = checkpointing.training_data_record(cache, self.datasets, self.dataset_name, cfg.train.seed)
         train_labels = _split_labels(self.datasets["train"])
         if train_labels.shape[1] != len(self.classes):
             raise DataDirError(
@@ -307,7 +308,7 @@ class Trainer:
         rng_per_rank = all_gather_objects(self.dist, capture_rng_state())
         if self.is_main:
             with atomic_directory(self.run_dir / "last") as tmp:
-                checkpointing.save_model(self.model, tmp, self.cfg)
+                checkpointing.save_model(self.model, tmp, self.cfg, training_data=self.training_data)
                 save_training_state(
                     tmp, loop=self.state, optimizer=self.optimizer, scheduler=self.scheduler,
                     scaler=self.scaler, rng={"per_rank": rng_per_rank},
@@ -321,6 +322,7 @@ class Trainer:
                 checkpointing.save_model(
                     self.model, tmp, self.cfg, thresholds=report.thresholds,
                     metrics={"split": "valid", "epoch": epoch + 1, **report.to_dict()}, thresholds_by_top_p=table,
+                    training_data=self.training_data,
                 )
         barrier(self.dist)
 
