@@ -43,7 +43,7 @@ class floors_off:
 
 def measure(checkpoint: str, cache: str, split: str, top_ps: Sequence[float]) -> dict:
     """Macro-F1 per p with the checkpoint's floors and with the floors off, over ``split`` of ``cache``."""
-    from mesm_core.checkpoint import load_checkpoint
+    from mesm_core.loading import load_checkpoint
     from mesm_core.evaluation import sweep_top_p
     from mesm_core.families import family_of
 

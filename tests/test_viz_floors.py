@@ -87,3 +87,19 @@ def test_the_accuracy_cost_is_read_only_for_the_weights_it_was_measured_on(model
     (retrained / "model.safetensors").write_bytes((checkpoint / "model.safetensors").read_bytes() + b"\0")
     assert read_floors_off(retrained) is None          # other weights: not this checkpoint's cost
     assert read_floors_off(tmp_path / "nothing") is None
+
+
+def test_floor_cost_cli_measures_both_rules_into_the_checkpoint(models, tiny_training, tmp_path):
+    """`python -m mesm_viz.floor_cost --into-checkpoint`: both sweeps run on the checkpoint's weights, the record is
+    written beside them and the studio reads it back."""
+    from mesm_core.presets import get_preset
+    from mesm_viz import floor_cost
+
+    checkpoint = models.make_checkpoint(tmp_path / "ck", **models.BINDING_FLOORS)
+    cache = tiny_training.make_tiny_cache(tmp_path / "cache", get_preset("mesm_small").model.classes,
+                                          {"train": 2, "valid": 4, "test": 4})
+    assert floor_cost.main([str(checkpoint), "--cache", str(cache), "--top-p", "0.3,0.9", "--into-checkpoint"]) == 0
+    record = json.loads((checkpoint / FLOORS_OFF_FILE).read_text())
+    assert [row["top_p"] for row in record["rows"]] == [0.3, 0.9]
+    assert all(0 <= row["f1_floors"] <= 1 and 0 <= row["f1_floors_off"] <= 1 for row in record["rows"])
+    assert read_floors_off(checkpoint) is not None
