@@ -321,6 +321,9 @@ def test_what_a_user_meets_floors_enter_tabs_and_strip(page, app_url, media):
     fit their box; the whole strip is visible, its label above the thumbnails."""
     from playwright.sync_api import expect
 
+    if os.environ.get("MESM_SCREENSHOT_DIR"):
+        pytest.skip("screenshot mode shows the trained demo checkpoint, whose 5 % safety floor sets no mask at "
+                    "p = 0.7; the floor's explanation is tested on the test checkpoint, whose floor binds")
     status, flops = page.locator("#mesm-status"), page.locator("#mesm-flops")
     page.get_by_role("button", name="sad_10s", exact=True).click()   # 20 sampled frames
     expect(status).to_contain_text("its transcript was filled in from", timeout=60_000)
