@@ -457,7 +457,11 @@ def test_epoch_records_of_the_bundled_logs_round_trip(log_file):
     lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
     records = read_metrics_log(log_file.parent)
     assert [r.to_dict() for r in records] == lines and all(isinstance(r, EpochRecord) for r in records)
-    assert records[-1].selected == records[-1].valid[records[-1].select_metric]
+    last = records[-1]
+    if last.valid_select_top_p:   # selection across p: the mean of the validation metric at each p
+        assert last.selected == pytest.approx(sum(last.valid_select_top_p.values()) / len(last.valid_select_top_p))
+    else:
+        assert last.selected == last.valid[last.select_metric]
 
 
 def test_an_epoch_record_keeps_what_it_does_not_know_and_names_a_bad_line(tmp_path):
