@@ -15,6 +15,6 @@ if [ ! -f data/synthetic_cache/cache.json ]; then
   $PY -m mesm_core.preprocess --dataset synthetic --source data/synthetic --out data/synthetic_cache --workers 2 \
       --seed 0 --n-clips 1200 --no-progress
 fi
-VARIANTS=${VARIANTS:-"ROWS_PLACEHOLDER"}
+VARIANTS=${VARIANTS:-"fe2e+;paper;previous;slider;slider − sampling;slider − bn_regimes;slider − keep_ratio;slider − teacher_saliency;slider − distill;slider − posterior_query;slider − safety_floor;slider − context_scorer"}
 $PY -m mesm_core.ablation --data data/synthetic_cache --fe2e assets/checkpoints/fe2e_small --out runs/ablation \
     --seeds 0 --jobs 2 --variants "$VARIANTS" --report docs/results/selection_ablation.md "$@"
