@@ -55,9 +55,8 @@ class Predictor:
         self.device = device
         self.checkpoint = str(info.path) if info is not None and checkpoint == "<in-memory>" else str(checkpoint)
         self.classes: tuple[str, ...] = tuple(classes or (info.classes if info is not None else model.config.classes))
-        # thresholds chosen on validation at each p (a checkpoint trained for the whole slider), unless given
-        self._threshold_table: dict[float, list[float]] = (
-            dict(info.thresholds_by_top_p) if thresholds is None and info is not None else {})
+        # the checkpoint's thresholds per p (CheckpointInfo.thresholds_at), unless thresholds are given
+        self._per_p_thresholds = info if thresholds is None and info is not None and info.thresholds_by_top_p else None
         if thresholds is None and info is not None and info.thresholds is not None:
             thresholds = dict(zip(self.classes, info.thresholds))
         self.thresholds: dict[str, float] | None = (
@@ -217,9 +216,10 @@ class Predictor:
         logits = out.logits[0].float().cpu().numpy()
         probs = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
         notes = list(prepared.notes)
-        if self._threshold_table and top_p is not None:
-            chosen_at = min(self._threshold_table, key=lambda q: (abs(q - top_p), -q))
-            thresholds = dict(zip(classes, self._threshold_table[chosen_at]))
+        per_p, chosen_at = (self._per_p_thresholds.thresholds_at(top_p)
+                            if self._per_p_thresholds is not None and top_p is not None else (None, None))
+        if chosen_at is not None:
+            thresholds = dict(zip(classes, per_p))
             threshold_source = f"checkpoint, chosen on validation at p = {chosen_at:g}"
         elif self.thresholds:
             thresholds = {c: float(self.thresholds.get(c, DEFAULT_THRESHOLD)) for c in classes}
